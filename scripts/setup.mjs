@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Prepares a checkout to run corral and its tests, idempotently: npm packages, the TypeScript build
+// and the Python virtualenv at .venv with requirements.txt. Node built-ins only: it runs before npm install.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.argv.includes('--quiet');
+
+function say(message) {
+  if (!quiet) process.stderr.write(`setup: ${message}\n`);
+}
+
+function run(command, args, options = {}) {
+  execFileSync(command, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...options });
+}
+
+function mtime(file) {
+  return fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+}
+
+function newestIn(dir, suffix) {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(suffix)) newest = Math.max(newest, mtime(path.join(entry.parentPath, entry.name)));
+  }
+  return newest;
+}
+
+function fingerprint(file) {
+  return createHash('sha256').update(fs.readFileSync(path.join(root, file))).digest('hex');
+}
+
+// 1. npm packages, when the lock file changed since the last install.
+const installedLock = path.join(root, 'node_modules', '.package-lock.json');
+if (mtime(installedLock) < mtime(path.join(root, 'package-lock.json'))) {
+  say('installing npm packages');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+}
+
+// 2. The TypeScript build that bin/corral.js runs.
+const built = path.join(root, 'dist', 'main.js');
+if (mtime(built) < Math.max(newestIn(path.join(root, 'src'), '.ts'), mtime(path.join(root, 'tsconfig.json')))) {
+  say('building TypeScript');
+  run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json']);
+}
+
+// 3. The Python virtualenv with uvicorn and what the examples need.
+const venv = path.join(root, '.venv');
+const venvPython = path.join(venv, 'bin', 'python');
+const stamp = path.join(venv, '.corral-requirements');
+const wanted = fingerprint('requirements.txt');
+if (!fs.existsSync(venvPython)) {
+  const python = process.env.PYTHON ?? 'python3';
+  say(`creating the virtualenv .venv with ${python}`);
+  try {
+    run(python, ['-m', 'venv', venv]);
+  } catch {
+    process.stderr.write(
+      `setup: error: could not create .venv with ${python}; install Python 3.9+ with venv (Debian: apt-get install python3-venv) or set PYTHON\n`,
+    );
+    process.exit(1);
+  }
+}
+if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wanted) {
+  say('installing Python packages from requirements.txt into .venv');
+  run(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', 'requirements.txt']);
+  fs.writeFileSync(stamp, wanted);
+}

@@ -1,0 +1,414 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { RespawnBackoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
+import { ExitCode, type ExitCodeValue } from './exit-codes.js';
+import type { SpawnWorker, StopMode, StopReason, Worker, WorkerExit, WorkerRole } from './worker.js';
+
+export interface ArbiterSettings {
+  workers: number;
+  /** Heartbeat timeout; 0 disables hung-worker detection. */
+  timeoutMs: number;
+  bootTimeoutMs: number;
+  maxSurge: number;
+  backoff?: BackoffOptions;
+  /** How often deadlines are checked. */
+  tickMs?: number;
+  /** How long a hung worker gets to print its stack after SIGABRT. */
+  abortGraceMs?: number;
+}
+
+export interface ArbiterEvents {
+  'worker-ready': [worker: Worker];
+  'worker-exit': [worker: Worker, exit: WorkerExit];
+  /** Every wanted slot has a ready worker (sent each time that becomes true). */
+  'all-ready': [];
+  'restart-begin': [reason: string];
+  'restart-end': [reason: string, ok: boolean, seconds: number];
+  stopping: [mode: StopMode];
+}
+
+type Operation = { name: string; run: () => Promise<void> };
+
+const BOOT_FAILURE_CODES = new Set<number>([ExitCode.bootFailure, ExitCode.appLoadFailure]);
+/** Stop reasons after which the slot gets a new worker once the old one has exited. */
+const REPLACE_AFTER_EXIT = new Set<StopReason>(['timeout', 'boot-timeout']);
+
+/**
+ * The master's state machine: keeps one ready worker in every wanted slot, replaces the dead,
+ * runs operations (rolling restart, scaling, recycling) one at a time, and stops everything on
+ * shutdown. It never blocks: each wait has a deadline checked by one periodic tick.
+ */
+export class Arbiter extends EventEmitter<ArbiterEvents> {
+  private readonly workers = new Set<Worker>();
+  private readonly slots = new Set<number>();
+  private readonly everReady = new Set<number>();
+  private readonly backoffs = new Map<number, RespawnBackoff>();
+  private readonly respawnTimers = new Map<number, NodeJS.Timeout>();
+  private readonly operations: Operation[] = [];
+  private operationRunning = false;
+  private generation = 1;
+  private tickTimer: NodeJS.Timeout | undefined;
+  private stopMode: StopMode | undefined;
+  private exitCode: ExitCodeValue = ExitCode.ok;
+  private finish: ((code: ExitCodeValue) => void) | undefined;
+  private allReadyAnnounced = false;
+
+  constructor(
+    private settings: ArbiterSettings,
+    private readonly spawnWorker: SpawnWorker,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** Starts the workers; resolves with the exit code once every worker has exited after a stop. */
+  run(): Promise<ExitCodeValue> {
+    const done = new Promise<ExitCodeValue>((resolve) => (this.finish = resolve));
+    for (let slot = 1; slot <= this.settings.workers; slot += 1) {
+      this.slots.add(slot);
+      this.spawn(slot, 'initial');
+    }
+    this.tickTimer = setInterval(() => this.tick(), this.settings.tickMs ?? 500);
+    return done;
+  }
+
+  get stopping(): boolean {
+    return this.stopMode !== undefined;
+  }
+
+  liveWorkers(): Worker[] {
+    return [...this.workers];
+  }
+
+  wantedWorkers(): number {
+    return this.slots.size;
+  }
+
+  updateSettings(settings: ArbiterSettings): void {
+    this.settings = settings;
+  }
+
+  // ---- operations -------------------------------------------------------------------------
+
+  /** Replaces every worker by a new generation without dropping below capacity. */
+  requestRollingRestart(reason: string): void {
+    // A restart already waiting covers this request too: never two queued at once.
+    if (this.operations.some((operation) => operation.name === 'restart')) {
+      this.log.info({ reason }, 'a rolling restart is already queued');
+      return;
+    }
+    this.enqueue({ name: 'restart', run: () => this.rollingRestart(reason) });
+  }
+
+  /** One worker more (TTIN). */
+  requestScaleUp(): void {
+    this.enqueue({ name: 'scale-up', run: async () => void (await this.scaleUp()) });
+  }
+
+  /** One worker fewer (TTOU): the oldest drains; never below one. */
+  requestScaleDown(): void {
+    this.enqueue({ name: 'scale-down', run: async () => this.scaleDown() });
+  }
+
+  /** Sets the number of workers. */
+  requestScaleTo(count: number): void {
+    this.enqueue({
+      name: 'scale-to',
+      run: async () => {
+        while (!this.stopping && this.slots.size < count) {
+          if (!(await this.scaleUp())) return;
+        }
+        while (!this.stopping && this.slots.size > Math.max(1, count)) this.scaleDown();
+      },
+    });
+  }
+
+  /** Replaces one worker, its replacement ready before it drains (max-requests, max-memory, …). */
+  requestRecycle(worker: Worker, reason: StopReason, detail: Record<string, unknown>): void {
+    if (this.operations.some((operation) => operation.name === `recycle:${worker.pid}`)) return;
+    this.enqueue({ name: `recycle:${worker.pid}`, run: () => this.recycle(worker, reason, detail) });
+  }
+
+  private enqueue(operation: Operation): void {
+    if (this.stopping) return;
+    this.operations.push(operation);
+    void this.drainQueue();
+  }
+
+  private async drainQueue(): Promise<void> {
+    if (this.operationRunning) return;
+    this.operationRunning = true;
+    try {
+      while (!this.stopping && this.operations.length > 0) {
+        const operation = this.operations.shift()!;
+        try {
+          await operation.run();
+        } catch (error) {
+          this.log.error({ err: error, operation: operation.name }, 'operation failed');
+        }
+      }
+    } finally {
+      this.operationRunning = false;
+    }
+  }
+
+  private async rollingRestart(reason: string): Promise<void> {
+    const started = Date.now();
+    const generation = ++this.generation;
+    this.emit('restart-begin', reason);
+    this.log.info({ reason, generation, workers: this.slots.size }, 'rolling restart: starting a new generation');
+    const outdated = () =>
+      this.liveWorkers()
+        .filter((worker) => worker.generation < generation && worker.state !== 'draining' && worker.stopReason === undefined)
+        .sort((a, b) => a.slot - b.slot);
+    let ok = true;
+    for (let batch = outdated().slice(0, this.settings.maxSurge); batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
+      const fresh = batch.map((old) => this.spawn(old.slot, 'replacement', generation));
+      const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
+      if (this.stopping) return;
+      if (booted.includes(false)) {
+        ok = false;
+        for (const worker of this.liveWorkers()) {
+          if (worker.generation === generation) worker.stop('restart', 'quick');
+        }
+        const failed = fresh.find((worker) => worker.bootError) ?? fresh[0]!;
+        this.log.error(
+          { worker: failed.slot, pid: failed.pid, error: failed.bootError?.message, traceback: failed.bootError?.traceback },
+          'rolling restart aborted: a new worker failed to boot; the previous workers keep serving',
+        );
+        break;
+      }
+      for (const old of batch) old.stop('restart', 'graceful');
+    }
+    const seconds = (Date.now() - started) / 1000;
+    if (ok) this.log.info({ reason, generation, seconds }, 'rolling restart complete');
+    this.emit('restart-end', reason, ok, seconds);
+  }
+
+  private async scaleUp(): Promise<boolean> {
+    let slot = 1;
+    while (this.slots.has(slot)) slot += 1;
+    this.slots.add(slot);
+    this.log.info({ worker: slot, workers: this.slots.size }, 'scaling up');
+    const worker = this.spawn(slot, 'scale-up');
+    if (await this.whenReady(worker)) return true;
+    this.slots.delete(slot);
+    this.log.error({ worker: slot, error: worker.bootError?.message }, 'scale-up failed: the new worker did not boot');
+    return false;
+  }
+
+  private scaleDown(): void {
+    if (this.slots.size <= 1) {
+      this.log.warn({ workers: this.slots.size }, 'not scaling down: corral keeps at least one worker');
+      return;
+    }
+    const serving = this.liveWorkers().filter((worker) => worker.stopReason === undefined);
+    const oldest = serving.sort((a, b) => a.startedAt - b.startedAt)[0];
+    const slot = oldest?.slot ?? Math.max(...this.slots);
+    this.slots.delete(slot);
+    this.cancelRespawn(slot);
+    this.log.info({ worker: slot, pid: oldest?.pid, workers: this.slots.size }, 'scaling down');
+    for (const worker of this.liveWorkers()) if (worker.slot === slot) worker.stop('scale-down', 'graceful');
+  }
+
+  private async recycle(worker: Worker, reason: StopReason, detail: Record<string, unknown>): Promise<void> {
+    if (worker.state !== 'ready' || worker.stopReason !== undefined || !this.slots.has(worker.slot)) return;
+    this.log.info({ worker: worker.slot, pid: worker.pid, reason, ...detail }, 'recycling worker: starting its replacement');
+    const replacement = this.spawn(worker.slot, 'replacement', worker.generation);
+    if (!(await this.whenReady(replacement))) {
+      this.log.error({ worker: worker.slot, error: replacement.bootError?.message }, 'recycling postponed: the replacement did not boot');
+      return;
+    }
+    worker.stop(reason, 'graceful');
+  }
+
+  private whenReady(worker: Worker): Promise<boolean> {
+    if (worker.state === 'ready') return Promise.resolve(true);
+    if (worker.state !== 'booting') return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onReady = () => {
+        worker.off('exit', onExit);
+        resolve(true);
+      };
+      const onExit = () => {
+        worker.off('ready', onReady);
+        resolve(false);
+      };
+      worker.once('ready', onReady);
+      worker.once('exit', onExit);
+    });
+  }
+
+  // ---- workers ----------------------------------------------------------------------------
+
+  private spawn(slot: number, role: WorkerRole, generation = this.generation): Worker {
+    const worker = this.spawnWorker({ slot, generation, role });
+    this.workers.add(worker);
+    this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
+    worker.on('ready', () => this.onReady(worker));
+    worker.once('exit', (exit) => this.onExit(worker, exit));
+    return worker;
+  }
+
+  private onReady(worker: Worker): void {
+    this.everReady.add(worker.slot);
+    const bootSeconds = ((worker.readyAt ?? Date.now()) - worker.startedAt) / 1000;
+    this.log.info({ worker: worker.slot, pid: worker.pid, seconds: bootSeconds }, 'worker ready');
+    this.emit('worker-ready', worker);
+    this.announceIfAllReady();
+  }
+
+  private announceIfAllReady(): void {
+    const ready = [...this.slots].every((slot) =>
+      this.liveWorkers().some((worker) => worker.slot === slot && worker.state === 'ready'),
+    );
+    if (ready && !this.allReadyAnnounced && !this.stopping) {
+      this.allReadyAnnounced = true;
+      this.log.info({ workers: this.slots.size }, 'all workers ready');
+      this.emit('all-ready');
+    } else if (!ready) {
+      this.allReadyAnnounced = false;
+    }
+  }
+
+  private onExit(worker: Worker, exit: WorkerExit): void {
+    this.workers.delete(worker);
+    const uptimeMs = Date.now() - worker.startedAt;
+    const fields = {
+      worker: worker.slot,
+      pid: worker.pid,
+      code: exit.code,
+      signal: exit.signal,
+      reason: worker.stopReason ?? (exit.signal ? 'signal' : 'crash'),
+      uptime: uptimeMs / 1000,
+    };
+    this.emit('worker-exit', worker, exit);
+    if (this.stopping) {
+      this.log.info(fields, 'worker exited');
+      if (this.workers.size === 0) this.finishStop();
+      return;
+    }
+    const neverReady = worker.readyAt === undefined;
+    if (worker.stopReason !== undefined && !REPLACE_AFTER_EXIT.has(worker.stopReason)) {
+      this.log.info(fields, 'worker exited');
+      this.announceIfAllReady();
+      return;
+    }
+    if (neverReady && (worker.role === 'replacement' || worker.role === 'scale-up')) {
+      // The operation that started it decides what its failure means.
+      this.log.warn({ ...fields, error: worker.bootError?.message }, 'new worker exited before it was ready');
+      return;
+    }
+    if (neverReady && worker.role === 'initial' && !this.everReady.has(worker.slot) && exit.code !== null && BOOT_FAILURE_CODES.has(exit.code)) {
+      this.halt(worker, exit.code as ExitCodeValue);
+      return;
+    }
+    if (neverReady && worker.role === 'initial' && worker.stopReason === 'boot-timeout' && !this.everReady.has(worker.slot)) {
+      this.halt(worker, ExitCode.bootFailure);
+      return;
+    }
+    this.allReadyAnnounced = false;
+    this.scheduleRespawn(worker, uptimeMs, fields);
+  }
+
+  private scheduleRespawn(worker: Worker, uptimeMs: number, fields: Record<string, unknown>): void {
+    const slot = worker.slot;
+    if (!this.slots.has(slot)) return;
+    if (this.liveWorkers().some((other) => other.slot === slot && other.stopReason === undefined)) {
+      this.log.info(fields, 'worker exited; its slot is already served');
+      return;
+    }
+    let backoff = this.backoffs.get(slot);
+    if (!backoff) {
+      backoff = new RespawnBackoff(this.settings.backoff ?? DEFAULT_BACKOFF);
+      this.backoffs.set(slot, backoff);
+    }
+    const delayMs = backoff.delayAfterDeath(uptimeMs);
+    const error = worker.bootError ? { error: worker.bootError.message } : {};
+    this.log.warn({ ...fields, ...error, delay: delayMs / 1000 }, 'worker died; respawning');
+    this.cancelRespawn(slot);
+    if (delayMs === 0) {
+      this.spawn(slot, 'respawn');
+      return;
+    }
+    this.respawnTimers.set(
+      slot,
+      setTimeout(() => {
+        this.respawnTimers.delete(slot);
+        if (!this.stopping && this.slots.has(slot)) this.spawn(slot, 'respawn');
+      }, delayMs),
+    );
+  }
+
+  private cancelRespawn(slot: number): void {
+    clearTimeout(this.respawnTimers.get(slot));
+    this.respawnTimers.delete(slot);
+  }
+
+  /** Deadlines: boot timeout and heartbeat timeout. */
+  private tick(): void {
+    const now = Date.now();
+    for (const worker of this.workers) {
+      if (worker.state === 'booting' && now - worker.startedAt > this.settings.bootTimeoutMs) {
+        this.log.error(
+          { worker: worker.slot, pid: worker.pid, timeout: this.settings.bootTimeoutMs / 1000 },
+          'worker did not become ready within the boot timeout; killing it',
+        );
+        worker.stop('boot-timeout', 'kill');
+      } else if (
+        worker.state === 'ready' &&
+        this.settings.timeoutMs > 0 &&
+        now - worker.lastHeartbeatAt > this.settings.timeoutMs
+      ) {
+        this.log.error(
+          { worker: worker.slot, pid: worker.pid, silent: (now - worker.lastHeartbeatAt) / 1000 },
+          'worker hung: no heartbeat within the timeout; aborting it for a stack dump',
+        );
+        worker.abort('timeout', this.settings.abortGraceMs ?? 2_000);
+      }
+    }
+  }
+
+  // ---- stopping ---------------------------------------------------------------------------
+
+  /** Graceful (TERM) or quick (INT, QUIT); a quick stop during a stop kills at once. */
+  stop(mode: Exclude<StopMode, 'kill'>): void {
+    if (this.stopMode !== undefined) {
+      if (mode === 'quick') {
+        this.log.warn({ workers: this.workers.size }, 'second interrupt: killing the workers now');
+        for (const worker of this.workers) worker.stop('shutdown', 'kill');
+      }
+      return;
+    }
+    this.beginStop(mode);
+  }
+
+  private beginStop(mode: StopMode): void {
+    this.stopMode = mode;
+    this.operations.length = 0;
+    for (const slot of [...this.respawnTimers.keys()]) this.cancelRespawn(slot);
+    this.emit('stopping', mode);
+    this.log.info({ mode, workers: this.workers.size }, mode === 'graceful' ? 'stopping gracefully' : 'stopping');
+    for (const worker of this.workers) worker.stop(mode === 'graceful' ? 'shutdown' : 'halt', mode);
+    if (this.workers.size === 0) this.finishStop();
+  }
+
+  private halt(worker: Worker, code: ExitCodeValue): void {
+    const error = worker.bootError;
+    const lastLines = error?.traceback.trim().split('\n').slice(-6).join('\n');
+    this.log.fatal(
+      { worker: worker.slot, pid: worker.pid, code, error: error?.message, traceback: lastLines },
+      code === ExitCode.appLoadFailure
+        ? 'the app could not be imported; stopping corral'
+        : 'a worker failed to boot; stopping corral',
+    );
+    this.exitCode = code;
+    this.beginStop('quick');
+  }
+
+  private finishStop(): void {
+    clearInterval(this.tickTimer);
+    this.finish?.(this.exitCode);
+    this.finish = undefined;
+  }
+}

@@ -1,0 +1,33 @@
+/** The master's exit codes, documented in the README. */
+export const ExitCode = {
+  /** A clean stop. */
+  ok: 0,
+  /** A runtime error: a bind failure, no Python, no uvicorn. */
+  runtime: 1,
+  /** A usage or configuration error. */
+  usage: 2,
+  /** A worker could not start (its lifespan start-up failed, or a boot timed out). */
+  bootFailure: 3,
+  /** The app could not be imported. */
+  appLoadFailure: 4,
+} as const;
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error that ends corral with a given exit code and one line for the user. */
+export class CorralError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCodeValue,
+  ) {
+    super(message);
+    this.name = 'CorralError';
+  }
+}
+
+export class UsageError extends CorralError {
+  constructor(message: string) {
+    super(message, ExitCode.usage);
+    this.name = 'UsageError';
+  }
+}

@@ -1,0 +1,168 @@
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { Arbiter, type ArbiterSettings } from './arbiter.js';
+import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { createLogOutput, type LogOutput } from './logger.js';
+import { parseCommandLine, type CorralConfig } from './options.js';
+import { writePidFile } from './pidfile.js';
+import { preparePython, WORKER_ENTRY } from './python.js';
+import { bindAll, type Listener } from './sockets.js';
+import { VERSION } from './version.js';
+import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
+
+/** Variables that belong to the master alone (systemd's), never to a worker. */
+const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
+
+function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of MASTER_ONLY_ENV) delete copy[name];
+  return copy;
+}
+
+export function arbiterSettings(config: CorralConfig): ArbiterSettings {
+  return {
+    workers: config.workers,
+    timeoutMs: config.timeout * 1000,
+    bootTimeoutMs: config.bootTimeout * 1000,
+    maxSurge: config.maxSurge,
+  };
+}
+
+/** How often a worker reports: often enough that a quarter of the timeout spans several beats. */
+export function heartbeatInterval(timeoutSeconds: number): number {
+  if (timeoutSeconds <= 0) return 2;
+  return Math.min(2, Math.max(0.1, timeoutSeconds / 5));
+}
+
+function workerSettings(config: CorralConfig): Record<string, unknown> {
+  return {
+    app: config.app,
+    app_dir: config.appDir,
+    factory: config.factory,
+    log_level: config.logLevel,
+    access_log: config.accessLog,
+    graceful_timeout: config.gracefulTimeout,
+    heartbeat_interval: heartbeatInterval(config.timeout),
+    max_requests: config.maxRequests,
+    max_requests_jitter: config.maxRequestsJitter,
+    uvicorn: config.uvicorn,
+  };
+}
+
+function routeWorkerOutput(output: LogOutput) {
+  return (worker: Worker, stream: 'stdout' | 'stderr', line: string): void => {
+    // The worker entry writes pino-compatible records itself: pass them on unparsed.
+    if (line.startsWith('{"level":')) {
+      output.writeRecord(line);
+      return;
+    }
+    const fields = { worker: worker.slot, pid: worker.pid, stream };
+    if (stream === 'stdout') output.logger.info(fields, line);
+    else output.logger.warn(fields, line);
+  };
+}
+
+function installSignals(arbiter: Arbiter, log: Logger): () => void {
+  const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
+    SIGTERM: () => arbiter.stop('graceful'),
+    SIGINT: () => arbiter.stop('quick'),
+    SIGQUIT: () => arbiter.stop('quick'),
+    SIGHUP: () => arbiter.requestRollingRestart('SIGHUP'),
+    SIGTTIN: () => arbiter.requestScaleUp(),
+    SIGTTOU: () => arbiter.requestScaleDown(),
+    SIGWINCH: () => undefined,
+  };
+  for (const [signal, handler] of Object.entries(handlers)) {
+    process.on(signal, () => {
+      log.info({ signal }, 'signal received');
+      handler();
+    });
+  }
+  return () => {
+    for (const signal of Object.keys(handlers)) process.removeAllListeners(signal);
+  };
+}
+
+async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+  const log = output.logger;
+  let listeners: Listener[] = [];
+  let removePidFile = () => undefined as void;
+  try {
+    listeners = await bindAll(config.binds, { unixMode: 0o777 & ~config.umask, env: process.env });
+    const python = await preparePython(
+      config.python,
+      listeners.map((listener) => listener.fd),
+      Number(config.uvicorn.backlog ?? 2048),
+    );
+    if (config.pidFile) removePidFile = writePidFile(config.pidFile);
+    log.info(
+      {
+        version: VERSION,
+        binds: listeners.map((listener) => listener.address),
+        workers: config.workers,
+        python: python.executable,
+        pythonVersion: python.python,
+        uvicorn: python.uvicorn,
+        app: config.app,
+      },
+      `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
+    );
+    const env = workerEnvironment(process.env);
+    const settings = workerSettings(config);
+    const onOutput = routeWorkerOutput(output);
+    const spawnWorker: SpawnWorker = (spec) =>
+      new ProcessWorker(spec, {
+        python: config.python,
+        entry: WORKER_ENTRY,
+        listenerFds: listeners.map((listener) => listener.fd),
+        env,
+        settings,
+        // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
+        gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
+        onOutput,
+      });
+    const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
+    const removeSignals = installSignals(arbiter, log);
+    const code = await arbiter.run();
+    removeSignals();
+    log.info({ code }, 'corral stopped');
+    return code;
+  } finally {
+    for (const listener of listeners) listener.close();
+    removePidFile();
+  }
+}
+
+/** Runs corral with these arguments; resolves with the exit code. */
+export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
+  let config: CorralConfig;
+  try {
+    const parsed = parseCommandLine(argv, process.env);
+    if (parsed.kind === 'help') {
+      process.stdout.write(`${parsed.text}\n`);
+      return ExitCode.ok;
+    }
+    if (parsed.kind === 'version') {
+      process.stdout.write(`corral ${VERSION} (Node.js ${process.version}, ${os.platform()})\n`);
+      return ExitCode.ok;
+    }
+    config = parsed.config;
+  } catch (error) {
+    if (error instanceof CorralError) {
+      process.stderr.write(`corral: error: ${error.message}\n`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+  const output = createLogOutput(config.logFormat, config.logLevel);
+  try {
+    return await serve(config, output);
+  } catch (error) {
+    if (error instanceof CorralError) {
+      output.logger.fatal({ code: error.exitCode }, error.message);
+      return error.exitCode;
+    }
+    output.logger.fatal({ err: error }, 'corral failed');
+    return ExitCode.runtime;
+  }
+}

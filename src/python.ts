@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CorralError, ExitCode } from './exit-codes.js';
+
+/** The worker entry shipped inside the package. */
+export const WORKER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'python', 'corral_worker.py');
+
+/** `--python`, else the active virtualenv's interpreter, else `python3` on PATH. */
+export function defaultPython(env: NodeJS.ProcessEnv): string {
+  return env.VIRTUAL_ENV ? path.join(env.VIRTUAL_ENV, 'bin', 'python') : 'python3';
+}
+
+export interface PythonInfo {
+  executable: string;
+  python: string;
+  uvicorn: string;
+}
+
+const NO_UVICORN = 10;
+
+// Checks the interpreter and, in the same run, starts listening on the inherited sockets: Node cannot
+// listen without accepting, and listening belongs to the socket, so it lasts after this process exits.
+const PREPARE_SCRIPT = `
+import json, socket, sys
+try:
+    import uvicorn
+except ImportError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(${NO_UVICORN})
+backlog, count = int(sys.argv[1]), int(sys.argv[2])
+for fd in range(3, 3 + count):
+    sock = socket.socket(fileno=fd)
+    sock.listen(backlog)
+    sock.detach()
+print(json.dumps({"executable": sys.executable, "python": sys.version.split()[0], "uvicorn": uvicorn.__version__}))
+`;
+
+/**
+ * Runs the configured Python once: proves it exists and has uvicorn, and makes every socket listen
+ * before the first worker starts, so connections queue in the backlog from then on.
+ */
+export function preparePython(python: string, fds: readonly number[], backlog: number): Promise<PythonInfo> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, ['-c', PREPARE_SCRIPT, String(backlog), String(fds.length)], {
+      stdio: ['ignore', 'pipe', 'pipe', ...fds],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      const why = error.code === 'ENOENT' ? 'not found' : error.message;
+      reject(
+        new CorralError(
+          `Python ${JSON.stringify(python)} ${why}: install Python 3 or pass --python /path/to/python (or activate a virtualenv)`,
+          ExitCode.runtime,
+        ),
+      );
+    });
+    child.once('close', (code) => {
+      if (code === 0) {
+        try {
+          resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonInfo);
+        } catch {
+          reject(new CorralError(`Python ${JSON.stringify(python)} printed an unexpected answer: ${stdout.trim()}`, ExitCode.runtime));
+        }
+      } else if (code === NO_UVICORN) {
+        reject(
+          new CorralError(
+            `uvicorn is not installed for ${python}: run ${python} -m pip install 'uvicorn[standard]'`,
+            ExitCode.runtime,
+          ),
+        );
+      } else {
+        const detail = stderr.trim().split('\n').pop() ?? `exit code ${code}`;
+        reject(new CorralError(`Python ${JSON.stringify(python)} failed to prepare the sockets: ${detail}`, ExitCode.runtime));
+      }
+    });
+  });
+}

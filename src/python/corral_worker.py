@@ -1,0 +1,293 @@
+"""corral's worker entry: runs uvicorn on listen sockets inherited from the corral master.
+
+The master passes its settings as JSON in CORRAL_WORKER_CONFIG. This process reports to the master
+over the control channel (an inherited socket, one JSON object per line) and writes its log records
+as pino-compatible JSON lines on stdout. Standard library and uvicorn only.
+
+Exit codes: 0 after a drain, 3 when start-up fails, 4 when the app cannot be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+EXIT_BOOT_FAILURE = 3
+EXIT_APP_LOAD_FAILURE = 4
+
+PINO_LEVELS = {
+    logging.DEBUG: 20,
+    logging.INFO: 30,
+    logging.WARNING: 40,
+    logging.ERROR: 50,
+    logging.CRITICAL: 60,
+}
+
+SETTINGS: dict[str, Any] = json.loads(os.environ.get("CORRAL_WORKER_CONFIG", "{}"))
+SLOT: int = int(SETTINGS.get("slot", 0))
+
+
+class ControlChannel:
+    """The line-delimited JSON link to the master. Writes are small and rare, so they block."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, message_type: str, **fields: Any) -> None:
+        if self.fd is None:
+            return
+        data = (json.dumps({"type": message_type, **fields}, default=str, separators=(",", ":")) + "\n").encode()
+        with self.lock:
+            try:
+                while data:
+                    written = os.write(self.fd, data)
+                    data = data[written:]
+            except OSError:
+                # The master is gone; the EOF watcher ends this process.
+                pass
+
+    def watch_for_master_exit(self) -> None:
+        """Read the channel until EOF: the master has exited, so this worker must not linger."""
+        if self.fd is None:
+            return
+
+        def wait_for_eof() -> None:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 4096)  # type: ignore[arg-type]
+                except InterruptedError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    os._exit(0)
+
+        threading.Thread(target=wait_for_eof, name="corral-master-watch", daemon=True).start()
+
+
+CONTROL = ControlChannel(int(SETTINGS["control_fd"]) if "control_fd" in SETTINGS else None)
+
+
+class JsonLineHandler(logging.Handler):
+    """Writes records as pino-compatible JSON lines; remembers the last traceback for the master."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_traceback: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line: dict[str, Any] = {
+                "level": PINO_LEVELS.get(record.levelno, 30),
+                "time": int(record.created * 1000),
+                "pid": record.process,
+                "worker": SLOT,
+                "name": record.name,
+                "msg": record.getMessage(),
+            }
+            if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+                client, method, path, http_version, status = record.args
+                line.update(client=client, method=method, path=path, http_version=http_version, status=status)
+            if record.exc_info:
+                self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
+                line["err"] = self.last_traceback
+            sys.stdout.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+        except Exception:
+            self.handleError(record)
+
+
+LOG_HANDLER = JsonLineHandler()
+
+
+def configure_logging(level: str, access_log: bool) -> None:
+    root = logging.getLogger()
+    root.handlers = [LOG_HANDLER]
+    root.setLevel(level.upper() if level != "trace" else "DEBUG")
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.disabled = not access_log
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when the master dies, even if the event loop is blocked."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    # The master may have died between fork and prctl.
+    if os.getppid() != int(SETTINGS.get("master_pid", os.getppid())):
+        os._exit(0)
+
+
+def inherited_sockets() -> list[socket.socket]:
+    # socket.socket(fileno=) detects family and type, so TCP keeps TCP_NODELAY and unix stays unix.
+    return [socket.socket(fileno=int(fd)) for fd in SETTINGS.get("listen_fds", [])]
+
+
+def load_app() -> Any:
+    """Import the app (and call its factory); exit 4 with the traceback on any failure."""
+    from uvicorn.importer import import_from_string
+
+    app_dir = SETTINGS.get("app_dir")
+    if app_dir:
+        sys.path.insert(0, os.path.abspath(app_dir))
+    target = SETTINGS["app"]
+    try:
+        app = import_from_string(target)
+        if SETTINGS.get("factory"):
+            app = app()
+    except BaseException as exc:  # noqa: BLE001 - any failure to import is the app's, reported as such
+        report_failure("app-load", exc, f"cannot import the app {target!r}")
+        os._exit(EXIT_APP_LOAD_FAILURE)
+    return app
+
+
+def report_failure(kind: str, exc: BaseException | None, message: str) -> None:
+    text = "".join(traceback.format_exception(exc)) if exc is not None else (LOG_HANDLER.last_traceback or "")
+    summary = f"{message}: {type(exc).__name__}: {exc}" if exc is not None else message
+    logging.getLogger("corral.worker").error(summary + ("\n" + text if text else ""))
+    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text)
+
+
+def build_server(app: Any) -> Any:
+    import uvicorn
+
+    options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
+    options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
+    config = uvicorn.Config(app, log_config=None, access_log=bool(SETTINGS.get("access_log", True)), **options)
+    return CorralServer(config)
+
+
+def server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, with corral's signals and reports to the master."""
+
+        heartbeat_task: asyncio.Task[None] | None = None
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # corral installs its own handlers and never re-raises a signal after the drain.
+            yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().startup(sockets=sockets)
+            except SystemExit:
+                report_failure("startup", None, "the app's lifespan start-up failed")
+                raise SystemExit(EXIT_BOOT_FAILURE) from None
+            if self.started and not self.should_exit:
+                CONTROL.send("ready", pid=os.getpid())
+                self.heartbeat_task = asyncio.get_running_loop().create_task(self.heartbeat())
+
+        async def heartbeat(self) -> None:
+            # Sent from the event loop on purpose: a blocked loop stops the heartbeat.
+            interval = float(SETTINGS.get("heartbeat_interval", 1.0))
+            while True:
+                state = self.server_state
+                CONTROL.send("heartbeat", requests=state.total_requests, connections=len(state.connections))
+                await asyncio.sleep(interval)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.heartbeat_task is not None:
+                self.heartbeat_task.cancel()
+            CONTROL.send("draining", requests=self.server_state.total_requests)
+            await super().shutdown(sockets=sockets)
+
+        def begin_drain(self) -> None:
+            self.should_exit = True
+
+        def quick_exit(self) -> None:
+            self.should_exit = True
+            self.force_exit = True
+
+    return Server
+
+
+CorralServer: Any = None
+
+
+def install_signal_handlers(server: Any) -> None:
+    interrupts = {"count": 0}
+    graceful_timeout = float(SETTINGS.get("graceful_timeout", 30))
+
+    def on_term(_sig: int, _frame: object) -> None:
+        server.begin_drain()
+        # The drain is bounded even if the app's shutdown hangs.
+        timer = threading.Timer(graceful_timeout + 2.0, lambda: os._exit(0))
+        timer.daemon = True
+        timer.start()
+
+    def on_interrupt(_sig: int, _frame: object) -> None:
+        interrupts["count"] += 1
+        if interrupts["count"] > 1:
+            os._exit(0)
+        server.quick_exit()
+        timer = threading.Timer(1.0, lambda: os._exit(0))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_interrupt)
+    signal.signal(signal.SIGQUIT, on_interrupt)
+    # The master stops and resumes sessions itself; the terminal's job-control signals are not ours.
+    signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+
+
+def main() -> int:
+    global CorralServer
+    die_with_parent()
+    CONTROL.watch_for_master_exit()
+    # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    configure_logging(str(SETTINGS.get("log_level", "info")), bool(SETTINGS.get("access_log", True)))
+    sockets = inherited_sockets()
+    CorralServer = server_class()
+    started = time.monotonic()
+    app = load_app()
+    CONTROL.send("loaded", seconds=round(time.monotonic() - started, 4))
+    try:
+        server = build_server(app)
+        install_signal_handlers(server)
+        server.run(sockets=sockets)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+        if code != 0:
+            if code != EXIT_BOOT_FAILURE:
+                report_failure("startup", None, f"uvicorn exited during start-up with code {code}")
+            return EXIT_BOOT_FAILURE
+        return 0
+    except Exception as exc:  # noqa: BLE001 - whatever uvicorn raises at start is a boot failure
+        report_failure("startup", exc, "the worker failed to start")
+        return EXIT_BOOT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

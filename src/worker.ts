@@ -1,0 +1,223 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+
+export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
+
+/** Why corral stopped a worker; a worker that exits on its own has none. */
+export type StopReason =
+  | 'shutdown'
+  | 'restart'
+  | 'scale-down'
+  | 'timeout'
+  | 'boot-timeout'
+  | 'max-requests'
+  | 'max-memory'
+  | 'max-lifetime'
+  | 'reload'
+  | 'halt';
+
+/** Why a worker exists: decides what its failure to boot means. */
+export type WorkerRole = 'initial' | 'respawn' | 'replacement' | 'scale-up';
+
+export type StopMode = 'graceful' | 'quick' | 'kill';
+
+export interface BootError {
+  kind: 'app-load' | 'startup';
+  message: string;
+  traceback: string;
+}
+
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** What the worker reports on its control channel, one JSON object a line. */
+export type ControlMessage =
+  | { type: 'loaded'; seconds: number }
+  | { type: 'ready'; pid: number }
+  | { type: 'heartbeat'; requests: number; connections: number }
+  | { type: 'retiring'; reason: string; requests?: number }
+  | { type: 'draining'; requests: number }
+  | ({ type: 'boot_error' } & BootError);
+
+export interface WorkerEvents {
+  ready: [];
+  heartbeat: [];
+  retiring: [reason: string];
+  exit: [exit: WorkerExit];
+}
+
+/** One worker process as the arbiter sees it; the arbiter's tests use a fake. */
+export interface Worker extends EventEmitter<WorkerEvents> {
+  readonly slot: number;
+  readonly generation: number;
+  readonly role: WorkerRole;
+  readonly pid: number | undefined;
+  readonly state: WorkerState;
+  readonly startedAt: number;
+  readonly readyAt: number | undefined;
+  readonly lastHeartbeatAt: number;
+  readonly requests: number;
+  readonly connections: number;
+  readonly stopReason: StopReason | undefined;
+  readonly bootError: BootError | undefined;
+  stop(reason: StopReason, mode: StopMode): void;
+  /** Asks a hung worker for its stack (SIGABRT), then kills it after `graceMs`. */
+  abort(reason: StopReason, graceMs: number): void;
+}
+
+export interface WorkerSpawnSpec {
+  slot: number;
+  generation: number;
+  role: WorkerRole;
+}
+
+export type SpawnWorker = (spec: WorkerSpawnSpec) => Worker;
+
+export interface ProcessWorkerOptions {
+  python: string;
+  entry: string;
+  listenerFds: readonly number[];
+  env: NodeJS.ProcessEnv;
+  /** Settings for the worker entry, merged with slot and descriptors. */
+  settings: Record<string, unknown>;
+  gracefulTimeoutMs: number;
+  onOutput(worker: Worker, stream: 'stdout' | 'stderr', line: string): void;
+}
+
+const CONTROL_FD = 3;
+const QUICK_STOP_KILL_MS = 2_000;
+
+/** A real worker: the Python worker entry in a child process. */
+export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker {
+  readonly slot: number;
+  readonly generation: number;
+  readonly role: WorkerRole;
+  readonly startedAt = Date.now();
+  state: WorkerState = 'booting';
+  readyAt: number | undefined;
+  lastHeartbeatAt = Date.now();
+  requests = 0;
+  connections = 0;
+  stopReason: StopReason | undefined;
+  bootError: BootError | undefined;
+  private readonly child: ChildProcess;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(spec: WorkerSpawnSpec, options: ProcessWorkerOptions) {
+    super();
+    this.slot = spec.slot;
+    this.generation = spec.generation;
+    this.role = spec.role;
+    const listenFds = options.listenerFds.map((_fd, index) => CONTROL_FD + 1 + index);
+    const settings = {
+      ...options.settings,
+      slot: spec.slot,
+      control_fd: CONTROL_FD,
+      listen_fds: listenFds,
+      master_pid: process.pid,
+    };
+    this.child = spawn(options.python, ['-u', options.entry], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
+      env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
+    });
+    this.readLines(this.child.stdout!, (line) => options.onOutput(this, 'stdout', line));
+    this.readLines(this.child.stderr!, (line) => options.onOutput(this, 'stderr', line));
+    this.readLines(this.child.stdio[CONTROL_FD] as Readable, (line) => this.onControl(line));
+    this.child.once('error', () => this.onExit({ code: 127, signal: null }));
+    this.child.once('exit', (code, signal) => this.onExit({ code, signal }));
+    this.gracefulTimeoutMs = options.gracefulTimeoutMs;
+  }
+
+  private readonly gracefulTimeoutMs: number;
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  private readLines(stream: Readable, onLine: (line: string) => void): void {
+    stream.on('error', () => undefined);
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
+  }
+
+  private onControl(line: string): void {
+    let message: ControlMessage;
+    try {
+      message = JSON.parse(line) as ControlMessage;
+    } catch {
+      return;
+    }
+    switch (message.type) {
+      case 'ready':
+        if (this.state !== 'booting') return;
+        this.state = 'ready';
+        this.readyAt = Date.now();
+        this.lastHeartbeatAt = this.readyAt;
+        this.emit('ready');
+        return;
+      case 'heartbeat':
+        this.lastHeartbeatAt = Date.now();
+        this.requests = message.requests;
+        this.connections = message.connections;
+        this.emit('heartbeat');
+        return;
+      case 'retiring':
+        this.emit('retiring', message.reason);
+        return;
+      case 'boot_error':
+        this.bootError = { kind: message.kind, message: message.message, traceback: message.traceback };
+        return;
+      default:
+        return;
+    }
+  }
+
+  private onExit(exit: WorkerExit): void {
+    if (this.state === 'exited') return;
+    this.state = 'exited';
+    clearTimeout(this.killTimer);
+    this.emit('exit', exit);
+  }
+
+  private signal(signal: NodeJS.Signals): void {
+    if (this.state === 'exited') return;
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone: the exit event follows.
+    }
+  }
+
+  private killAfter(ms: number): void {
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => this.signal('SIGKILL'), ms);
+  }
+
+  stop(reason: StopReason, mode: StopMode): void {
+    if (this.state === 'exited') return;
+    const escalating = this.stopReason !== undefined;
+    this.stopReason ??= reason;
+    this.state = 'draining';
+    if (mode === 'kill') {
+      this.signal('SIGKILL');
+    } else if (mode === 'quick') {
+      this.signal('SIGINT');
+      this.killAfter(QUICK_STOP_KILL_MS);
+    } else if (!escalating) {
+      this.signal('SIGTERM');
+      // The worker bounds its own drain by the graceful timeout; this is the backstop.
+      this.killAfter(this.gracefulTimeoutMs);
+    }
+  }
+
+  abort(reason: StopReason, graceMs: number): void {
+    if (this.state === 'exited') return;
+    this.stopReason ??= reason;
+    this.state = 'draining';
+    this.signal('SIGABRT');
+    this.killAfter(graceMs);
+  }
+}

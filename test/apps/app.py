@@ -1,0 +1,51 @@
+"""The integration tests' app: each route exercises one behaviour of the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+LEAKED: list[bytes] = []
+
+
+async def respond(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain") -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    query = {key: values[0] for key, values in parse_qs(scope["query_string"].decode()).items()}
+    path = scope["path"]
+    if path in ("/sleep", "/block"):
+        # Tests wait for this line to know the request has reached a worker.
+        print(f"{path} started")
+    if path == "/sleep":
+        await asyncio.sleep(float(query.get("s", "1")))
+    elif path == "/block":
+        time.sleep(float(query.get("s", "1")))  # blocks the event loop on purpose
+    elif path == "/leak":
+        LEAKED.append(b"x" * (int(query.get("mb", "10")) * 1024 * 1024))
+    elif path == "/print":
+        print(query.get("text", "hello from print"))
+    elif path == "/raise":
+        raise RuntimeError("raised on purpose")
+    await respond(send, 200, str(os.getpid()).encode())
