@@ -34,11 +34,13 @@ function fingerprint(file) {
   return createHash('sha256').update(fs.readFileSync(path.join(root, file))).digest('hex');
 }
 
-// 1. npm packages, when the lock file changed since the last install.
-const installedLock = path.join(root, 'node_modules', '.package-lock.json');
-if (mtime(installedLock) < mtime(path.join(root, 'package-lock.json'))) {
+// 1. npm packages, when the lock file differs from the one last installed.
+const npmStamp = path.join(root, 'node_modules', '.corral-package-lock');
+const wantedPackages = fingerprint('package-lock.json');
+if (!fs.existsSync(npmStamp) || fs.readFileSync(npmStamp, 'utf8') !== wantedPackages) {
   say('installing npm packages');
   run('npm', ['ci', '--no-audit', '--no-fund']);
+  fs.writeFileSync(npmStamp, wantedPackages);
 }
 
 // 2. The TypeScript build that bin/corral.js runs.
@@ -52,7 +54,7 @@ if (mtime(built) < Math.max(newestIn(path.join(root, 'src'), '.ts'), mtime(path.
 const venv = path.join(root, '.venv');
 const venvPython = path.join(venv, 'bin', 'python');
 const stamp = path.join(venv, '.corral-requirements');
-const wanted = fingerprint('requirements.txt');
+const wantedPython = fingerprint('requirements.txt');
 if (!fs.existsSync(venvPython)) {
   const python = process.env.PYTHON ?? 'python3';
   say(`creating the virtualenv .venv with ${python}`);
@@ -65,8 +67,8 @@ if (!fs.existsSync(venvPython)) {
     process.exit(1);
   }
 }
-if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wanted) {
+if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wantedPython) {
   say('installing Python packages from requirements.txt into .venv');
   run(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', 'requirements.txt']);
-  fs.writeFileSync(stamp, wanted);
+  fs.writeFileSync(stamp, wantedPython);
 }
