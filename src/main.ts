@@ -8,7 +8,8 @@ import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { bindAll, type Listener } from './sockets.js';
 import { VERSION } from './version.js';
-import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
+import { applyReloadMode, DevReloader } from './reload/dev-reloader.js';
+import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
 const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
@@ -83,7 +84,8 @@ function installSignals(arbiter: Arbiter, log: Logger): () => void {
   };
 }
 
-async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+async function serve(givenConfig: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+  const config = applyReloadMode(givenConfig);
   const log = output.logger;
   let listeners: Listener[] = [];
   let removePidFile = () => undefined as void;
@@ -110,20 +112,25 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
     const env = workerEnvironment(process.env);
     const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
-    const spawnWorker: SpawnWorker = (spec) =>
+    const makeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown> = {}) =>
       new ProcessWorker(spec, {
         python: config.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
         env,
-        settings,
+        settings: { ...settings, ...extraSettings },
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
         onOutput,
       });
+    const reloader = config.reload ? new DevReloader(config, makeWorker, log) : undefined;
+    const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
     const removeSignals = installSignals(arbiter, log);
-    const code = await arbiter.run();
+    const running = arbiter.run();
+    await reloader?.start(arbiter);
+    const code = await running;
+    await reloader?.close();
     removeSignals();
     log.info({ code }, 'corral stopped');
     return code;

@@ -35,6 +35,16 @@ export interface CorralConfig {
   logFormat: LogFormat;
   accessLog: boolean;
   uvicorn: UvicornSettings;
+  /** Development mode: watch the code and swap in new workers when it changes. */
+  reload: boolean;
+  /** Directories to watch; empty means the app directory. */
+  reloadDirs: string[];
+  reloadIncludes: string[];
+  reloadExcludes: string[];
+  /** Seconds without a change before a burst of changes reloads. */
+  reloadDelay: number;
+  /** Files that reload whatever the patterns say (templates, .env). */
+  reloadExtraFiles: string[];
 }
 
 export type CommandLine = { kind: 'run'; config: CorralConfig } | { kind: 'help'; text: string } | { kind: 'version' };
@@ -84,13 +94,19 @@ function parser(argv: readonly string[]) {
       lifespan: { type: 'string', default: 'auto', choices: UVICORN_CHOICES.lifespan, describe: 'Lifespan mode' },
       'ssl-keyfile': { type: 'string', describe: 'TLS key file' },
       'ssl-certfile': { type: 'string', describe: 'TLS certificate file' },
+      reload: { type: 'boolean', default: false, describe: 'Development mode: restart the workers when the code changes' },
+      'reload-dir': { type: 'string', array: true, describe: 'Directory to watch, repeatable [default: the app directory]' },
+      'reload-include': { type: 'string', array: true, describe: 'Glob of files to watch, repeatable [default: *.py]' },
+      'reload-exclude': { type: 'string', array: true, describe: 'Glob or directory not to watch, repeatable [default: .* *.py[cod] .sw.* ~*]' },
+      'reload-delay': { type: 'number', default: 0.1, describe: 'Seconds of quiet after a change before reloading' },
+      'reload-extra-file': { type: 'string', array: true, describe: 'Other file that reloads when it changes (template, .env), repeatable' },
       help: { alias: 'h', type: 'boolean', describe: 'Show this help' },
     })
     .strictOptions()
     .help(false)
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .parserConfiguration({ 'camel-case-expansion': false })
+    .parserConfiguration({ 'camel-case-expansion': false, 'greedy-arrays': false })
     .fail((message, error) => {
       throw new UsageError(error?.message ?? message);
     });
@@ -117,6 +133,13 @@ function parseUmask(text: string): number {
   return parseInt(digits, 8);
 }
 
+function nonEmptyValues(option: string, values: string[] | undefined, expected: string): string[] {
+  for (const value of values ?? []) {
+    if (value.trim() === '') throw new UsageError(`--${option} ${JSON.stringify(value)}: expected ${expected}`);
+  }
+  return values ?? [];
+}
+
 /** A single-valued option given twice takes its last value, as in gunicorn and uvicorn. */
 function lastValues<T extends Record<string, unknown>>(args: T, arrays: ReadonlySet<string>): T {
   const result: Record<string, unknown> = { ...args };
@@ -130,7 +153,7 @@ function lastValues<T extends Record<string, unknown>>(args: T, arrays: Readonly
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CommandLine {
   if (argv.includes('--version') || argv.includes('-V')) return { kind: 'version' };
   const yargsParser = parser(argv);
-  const args = lastValues(yargsParser.parseSync(), new Set(['bind', '_']));
+  const args = lastValues(yargsParser.parseSync(), new Set(['bind', '_', 'reload-dir', 'reload-include', 'reload-exclude', 'reload-extra-file']));
   if (args.help) return { kind: 'help', text: yargsParser.getHelp() as unknown as string };
 
   const positionals = args._.map(String);
@@ -178,6 +201,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     logFormat: args['log-format'] as LogFormat,
     accessLog: args['access-log'],
     uvicorn,
+    reload: args.reload,
+    reloadDirs: nonEmptyValues('reload-dir', args['reload-dir'], 'a directory to watch'),
+    reloadIncludes: nonEmptyValues('reload-include', args['reload-include'], 'a glob such as *.html'),
+    reloadExcludes: nonEmptyValues('reload-exclude', args['reload-exclude'], 'a glob such as *_test.py, or a directory'),
+    reloadDelay: nonNegative('reload-delay', args['reload-delay']),
+    reloadExtraFiles: nonEmptyValues('reload-extra-file', args['reload-extra-file'], 'a file to watch'),
   };
   return { kind: 'run', config };
 }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
 
@@ -27,6 +27,9 @@ export interface BootError {
   kind: 'app-load' | 'startup';
   message: string;
   traceback: string;
+  /** Where the error is in the app's code (a SyntaxError's location, else the deepest frame), when known. */
+  file?: string;
+  line?: number;
 }
 
 export interface WorkerExit {
@@ -41,13 +44,19 @@ export type ControlMessage =
   | { type: 'heartbeat'; requests: number; connections: number }
   | { type: 'retiring'; reason: string; requests?: number }
   | { type: 'draining'; requests: number }
-  | ({ type: 'boot_error' } & BootError);
+  | ({ type: 'boot_error' } & BootError)
+  /** Reload mode: a warm standby has imported its modules and waits for "go"; paths are sys.path mtimes. */
+  | { type: 'standby'; paths: Record<string, string> }
+  /** Reload mode: the worker's sys.modules (name to file), sent once after ready. */
+  | { type: 'modules'; modules: Record<string, string> };
 
 export interface WorkerEvents {
   ready: [];
   heartbeat: [];
   retiring: [reason: string];
   exit: [exit: WorkerExit];
+  standby: [paths: Record<string, string>];
+  modules: [modules: Record<string, string>];
 }
 
 /** One worker process as the arbiter sees it; the arbiter's tests use a fake. */
@@ -93,10 +102,10 @@ const QUICK_STOP_KILL_MS = 2_000;
 
 /** A real worker: the Python worker entry in a child process. */
 export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker {
-  readonly slot: number;
-  readonly generation: number;
-  readonly role: WorkerRole;
-  readonly startedAt = Date.now();
+  slot: number;
+  generation: number;
+  role: WorkerRole;
+  startedAt = Date.now();
   state: WorkerState = 'booting';
   readyAt: number | undefined;
   lastHeartbeatAt = Date.now();
@@ -169,6 +178,14 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
         return;
       case 'boot_error':
         this.bootError = { kind: message.kind, message: message.message, traceback: message.traceback };
+        if (message.file !== undefined) this.bootError.file = message.file;
+        if (message.line !== undefined) this.bootError.line = message.line;
+        return;
+      case 'standby':
+        this.emit('standby', message.paths);
+        return;
+      case 'modules':
+        this.emit('modules', message.modules);
         return;
       default:
         return;
@@ -211,6 +228,20 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
       // The worker bounds its own drain by the graceful timeout; this is the backstop.
       this.killAfter(this.gracefulTimeoutMs);
     }
+  }
+
+  /**
+   * Hands a warm standby (started with the `standby` setting) its slot: it imports the app and boots
+   * from here, so its boot deadline starts now.
+   */
+  activate(spec: WorkerSpawnSpec): void {
+    this.slot = spec.slot;
+    this.generation = spec.generation;
+    this.role = spec.role;
+    this.startedAt = Date.now();
+    this.lastHeartbeatAt = this.startedAt;
+    const channel = this.child.stdio[CONTROL_FD] as Writable;
+    channel.write(`${JSON.stringify({ type: 'go', slot: spec.slot, generation: spec.generation })}\n`);
   }
 
   abort(reason: StopReason, graceMs: number): void {

@@ -146,13 +146,17 @@ def inherited_sockets() -> list[socket.socket]:
     return [socket.socket(fileno=int(fd)) for fd in SETTINGS.get("listen_fds", [])]
 
 
+def add_app_dir_to_path() -> None:
+    app_dir = SETTINGS.get("app_dir")
+    if app_dir and os.path.abspath(app_dir) not in sys.path:
+        sys.path.insert(0, os.path.abspath(app_dir))
+
+
 def load_app() -> Any:
     """Import the app (and call its factory); exit 4 with the traceback on any failure."""
     from uvicorn.importer import import_from_string
 
-    app_dir = SETTINGS.get("app_dir")
-    if app_dir:
-        sys.path.insert(0, os.path.abspath(app_dir))
+    add_app_dir_to_path()
     target = SETTINGS["app"]
     try:
         app = import_from_string(target)
@@ -164,11 +168,23 @@ def load_app() -> Any:
     return app
 
 
+def error_location(exc: BaseException | None) -> dict[str, Any]:
+    """Where the error is: a SyntaxError knows its file and line; otherwise the deepest real frame."""
+    if exc is None:
+        return {}
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return {"file": exc.filename, "line": exc.lineno}
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith("<")]
+    if not frames:
+        return {}
+    return {"file": frames[-1].filename, "line": frames[-1].lineno}
+
+
 def report_failure(kind: str, exc: BaseException | None, message: str) -> None:
     text = "".join(traceback.format_exception(exc)) if exc is not None else (LOG_HANDLER.last_traceback or "")
     summary = f"{message}: {type(exc).__name__}: {exc}" if exc is not None else message
     logging.getLogger("corral.worker").error(summary + ("\n" + text if text else ""))
-    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text)
+    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text, **error_location(exc))
 
 
 def build_server(app: Any) -> Any:
@@ -187,6 +203,7 @@ def server_class() -> type:
         """uvicorn's server, with corral's signals and reports to the master."""
 
         heartbeat_task: asyncio.Task[None] | None = None
+        loop: asyncio.AbstractEventLoop | None = None
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -194,6 +211,7 @@ def server_class() -> type:
             yield
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
             try:
                 await super().startup(sockets=sockets)
             except SystemExit:
@@ -202,6 +220,8 @@ def server_class() -> type:
             if self.started and not self.should_exit:
                 CONTROL.send("ready", pid=os.getpid())
                 self.heartbeat_task = asyncio.get_running_loop().create_task(self.heartbeat())
+                if SETTINGS.get("report_modules"):
+                    report_modules()
 
         async def heartbeat(self) -> None:
             # Sent from the event loop on purpose: a blocked loop stops the heartbeat.
@@ -219,6 +239,14 @@ def server_class() -> type:
 
         def begin_drain(self) -> None:
             self.should_exit = True
+            # uvicorn notices should_exit at its next 0.1 s tick. Stop accepting now: in a reload or a
+            # rolling restart the replacements already serve, and every request here would be old code.
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_soon_threadsafe(self.stop_accepting)
+
+        def stop_accepting(self) -> None:
+            for server in getattr(self, "servers", []):
+                server.close()
 
         def quick_exit(self) -> None:
             self.should_exit = True
@@ -228,6 +256,76 @@ def server_class() -> type:
 
 
 CorralServer: Any = None
+
+
+def report_modules() -> None:
+    """Reload mode: tell the master which modules this worker imported, so a standby can preload them."""
+    modules: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and name not in ("__main__", "__mp_main__"):
+            modules[name] = file
+    CONTROL.send("modules", modules=modules)
+
+
+def sys_path_mtimes() -> dict[str, str]:
+    """The modification times of the import path's directories: installing a package changes one."""
+    mtimes: dict[str, str] = {}
+    for entry in sys.path:
+        directory = os.path.abspath(entry or ".")
+        try:
+            if os.path.isdir(directory):
+                mtimes[directory] = str(os.stat(directory).st_mtime_ns)
+        except OSError:
+            continue
+    return mtimes
+
+
+def read_go_message(fd: int) -> dict[str, Any]:
+    """Block until the master's "go" line arrives on the control channel; exit on EOF."""
+    buffer = b""
+    while b"\n" not in buffer:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            os._exit(0)
+        buffer += chunk
+    message: dict[str, Any] = json.loads(buffer.split(b"\n", 1)[0])
+    return message
+
+
+def wait_as_standby() -> None:
+    """Reload mode's warm standby: import what the app needs from outside its own code, then wait.
+
+    The path mtimes are taken before the imports, so a package installed meanwhile shows as a change.
+    """
+    global SLOT
+    # A standby has nothing to drain: any stop signal ends it at once and quietly.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(stop_signal, lambda _sig, _frame: os._exit(0))
+    add_app_dir_to_path()
+    mtimes = sys_path_mtimes()
+    started = time.monotonic()
+    imported = 0
+    for name in SETTINGS.get("preload", []):
+        try:
+            __import__(name)
+            imported += 1
+        except BaseException:  # noqa: BLE001 - a module that will not preload is imported by the app later, or not at all
+            continue
+    logging.getLogger("corral.worker").debug(
+        "standby preloaded %d modules in %.3f s", imported, time.monotonic() - started
+    )
+    CONTROL.send("standby", paths=mtimes)
+    if CONTROL.fd is None:
+        return
+    go = read_go_message(CONTROL.fd)
+    SLOT = int(go.get("slot", 0))
+    SETTINGS["slot"] = SLOT
 
 
 def install_signal_handlers(server: Any) -> None:
@@ -263,12 +361,15 @@ def install_signal_handlers(server: Any) -> None:
 def main() -> int:
     global CorralServer
     die_with_parent()
-    CONTROL.watch_for_master_exit()
     # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
     faulthandler.enable(file=sys.stderr, all_threads=True)
     configure_logging(str(SETTINGS.get("log_level", "info")), bool(SETTINGS.get("access_log", True)))
     sockets = inherited_sockets()
     CorralServer = server_class()
+    if SETTINGS.get("standby"):
+        wait_as_standby()
+    # Started after the standby's wait: that wait reads the same channel for its "go".
+    CONTROL.watch_for_master_exit()
     started = time.monotonic()
     app = load_app()
     CONTROL.send("loaded", seconds=round(time.monotonic() - started, 4))

@@ -1,0 +1,203 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Arbiter } from '../arbiter.js';
+import { UsageError } from '../exit-codes.js';
+import type { CorralConfig } from '../options.js';
+import type { ProcessWorker, SpawnWorker, Worker, WorkerSpawnSpec } from '../worker.js';
+import { ReloadCoalescer } from './coalescer.js';
+import { WatchRules } from './matcher.js';
+import { StandbyPool } from './standby.js';
+import { watchSources, type ChangeKind, type SourceWatcher } from './watcher.js';
+
+/** Seconds an old worker gets to finish its requests after a reload: an open stream must not hold the swap up. */
+export const RELOAD_DRAIN_SECONDS = 3;
+
+/** Starts a worker process with these extra settings for the worker entry. */
+export type MakeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown>) => ProcessWorker;
+
+/**
+ * Reload mode changes three things: every worker is replaced at once (max-surge = workers), old
+ * workers drain for a few seconds at most, and workers report their modules for the standby.
+ */
+export function applyReloadMode(config: CorralConfig): CorralConfig {
+  if (!config.reload) return config;
+  return { ...config, maxSurge: config.workers, gracefulTimeout: Math.min(config.gracefulTimeout, RELOAD_DRAIN_SECONDS) };
+}
+
+function isDirectory(target: string): boolean {
+  try {
+    return fs.statSync(target).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The watch rules of a configuration; a reload directory that does not exist is a usage error. */
+export function watchRulesOf(config: CorralConfig, cwd = process.cwd()): WatchRules {
+  const dirs = (config.reloadDirs.length > 0 ? config.reloadDirs : [config.appDir]).map((dir) => path.resolve(cwd, dir));
+  for (const [index, dir] of dirs.entries()) {
+    if (!isDirectory(dir)) {
+      const given = config.reloadDirs[index] ?? config.appDir;
+      throw new UsageError(`--reload-dir ${JSON.stringify(given)}: not a directory; expected an existing directory to watch`);
+    }
+  }
+  return new WatchRules({
+    dirs,
+    includes: config.reloadIncludes,
+    excludes: config.reloadExcludes,
+    extraFiles: config.reloadExtraFiles.map((file) => path.resolve(cwd, file)),
+    isDirectory: (target) => isDirectory(path.resolve(cwd, target)),
+  });
+}
+
+interface ReloadRun {
+  startedAt: number;
+  workers: Worker[];
+  warm: number;
+}
+
+/**
+ * `--reload`: watches the app's code, and on a change swaps in workers running the new code once
+ * they are ready, from warm standbys when it can. A reload whose new workers fail to boot leaves the
+ * old ones serving and says where the error is; the next change tries again.
+ */
+export class DevReloader {
+  readonly rules: WatchRules;
+  private readonly pool: StandbyPool<ProcessWorker>;
+  private readonly coalescer: ReloadCoalescer;
+  private watcher: SourceWatcher | undefined;
+  private arbiter: Arbiter | undefined;
+  private current: ReloadRun | undefined;
+  /** When the first change not yet part of a reload arrived. */
+  private changedSince: number | undefined;
+
+  constructor(
+    private readonly config: CorralConfig,
+    private readonly makeWorker: MakeWorker,
+    private readonly log: Logger,
+  ) {
+    this.rules = watchRulesOf(config);
+    this.pool = new StandbyPool({
+      size: config.workers,
+      spawnStandby: (preload) => makeWorker({ slot: 0, generation: 0, role: 'respawn' }, { standby: true, preload, report_modules: true }),
+      bootTimeoutMs: config.bootTimeout * 1000,
+      log,
+      isWatchedDirectory: (directory) => this.rules.isInWatchedTree(path.join(directory, '__init__.py')),
+    });
+    this.coalescer = new ReloadCoalescer(config.reloadDelay * 1000, (changes) => this.reload(changes));
+  }
+
+  /** The arbiter's SpawnWorker in reload mode: a warm standby when one is ready, else a cold start. */
+  readonly spawnWorker: SpawnWorker = (spec) => {
+    const warm = this.pool.take(spec);
+    const worker = warm ?? this.makeWorker(spec, { report_modules: true });
+    worker.once('modules', (modules) => this.learnModules(modules));
+    if (this.current) {
+      this.current.workers.push(worker);
+      if (warm) this.current.warm += 1;
+    }
+    return worker;
+  };
+
+  /** Starts watching; standbys start once the workers are ready and have reported their modules. */
+  async start(arbiter: Arbiter): Promise<void> {
+    this.arbiter = arbiter;
+    // Standbys boot when the workers do not: after a start, a restart or a respawn.
+    arbiter.on('all-ready', () => this.pool.fill());
+    arbiter.on('restart-end', () => this.pool.fill());
+    arbiter.on('stopping', () => void this.close());
+    this.watcher = watchSources(
+      this.rules,
+      (file, kind) => this.onChange(file, kind),
+      (error) => this.log.warn({ err: error }, 'reload: file watching failed'),
+    );
+    await this.watcher.ready;
+    this.log.info(
+      {
+        dirs: this.rules.dirs,
+        includes: this.rules.includes,
+        excludes: this.rules.excludes,
+        extraFiles: [...this.rules.extraFiles],
+        delay: this.config.reloadDelay,
+      },
+      `reload: watching ${this.rules.dirs.join(', ')} for changes`,
+    );
+  }
+
+  async close(): Promise<void> {
+    this.coalescer.close();
+    this.pool.close();
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    await watcher?.close();
+  }
+
+  private onChange(file: string, kind: ChangeKind): void {
+    this.changedSince ??= Date.now();
+    this.log.debug({ file, kind }, 'reload: change detected');
+    this.coalescer.notify(file);
+  }
+
+  /** Every module the worker imported from outside the watched code: what the next standby preloads. */
+  private learnModules(modules: Record<string, string>): void {
+    const preload = Object.entries(modules)
+      .filter(([name, file]) => name !== 'corral_worker' && !this.rules.isInWatchedTree(file))
+      .map(([name]) => name);
+    this.pool.setPreload(preload);
+  }
+
+  private describeChanges(changes: readonly string[]): string {
+    const shown = changes.slice(0, 3).map((file) => this.relative(file));
+    return changes.length > 3 ? `${shown.join(', ')} and ${changes.length - 3} more` : shown.join(', ');
+  }
+
+  private relative(file: string): string {
+    const root = this.rules.dirs.find((dir) => !path.relative(dir, file).startsWith('..'));
+    return root ? path.relative(root, file) : file;
+  }
+
+  private async reload(changes: string[]): Promise<void> {
+    const arbiter = this.arbiter;
+    if (!arbiter || arbiter.stopping) return;
+    const startedAt = this.changedSince ?? Date.now();
+    this.changedSince = undefined;
+    const run: ReloadRun = { startedAt, workers: [], warm: 0 };
+    this.current = run;
+    this.log.info({ changes }, `reload: ${this.describeChanges(changes)} changed; starting new workers`);
+    const outcome = new Promise<boolean>((resolve) => {
+      const onEnd = (_reason: string, ok: boolean) => finish(ok);
+      const onStop = () => finish(false);
+      const finish = (ok: boolean) => {
+        arbiter.off('restart-end', onEnd);
+        arbiter.off('stopping', onStop);
+        resolve(ok);
+      };
+      arbiter.on('restart-end', onEnd);
+      arbiter.on('stopping', onStop);
+    });
+    arbiter.requestRollingRestart('reload');
+    const ok = await outcome;
+    this.current = undefined;
+    if (arbiter.stopping) return;
+    const seconds = (Date.now() - run.startedAt) / 1000;
+    if (ok) {
+      this.log.info(
+        { seconds, workers: run.workers.length, warm: run.warm },
+        `reload: new code serving ${seconds.toFixed(3)} s after the change (${run.warm} of ${run.workers.length} from warm standbys)`,
+      );
+      return;
+    }
+    this.reportFailure(run);
+  }
+
+  private reportFailure(run: ReloadRun): void {
+    const failed = run.workers.find((worker) => worker.bootError) ?? run.workers[0];
+    const error = failed?.bootError;
+    const where = error?.file ? `${this.relative(error.file)}${error.line ? `:${error.line}` : ''}: ` : '';
+    this.log.error(
+      { file: error?.file, line: error?.line, error: error?.message, traceback: error?.traceback, worker: failed?.slot, pid: failed?.pid },
+      `reload failed: ${where}${error?.message ?? 'the new workers did not start'}; the previous code keeps serving, save again to retry`,
+    );
+  }
+}

@@ -1,0 +1,133 @@
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import type { ProcessWorker, WorkerSpawnSpec } from '../worker.js';
+
+/** A standby as the pool needs it: ProcessWorker, started with the `standby` setting. */
+export type StandbyProcess = Pick<ProcessWorker, 'pid' | 'state' | 'on' | 'once' | 'off' | 'stop' | 'activate'>;
+
+export interface StandbyPoolOptions<P extends StandbyProcess> {
+  /** How many standbys to keep: one per worker, so a reload of `-w N` is warm for all N. */
+  size: number;
+  /** Starts an interpreter that preloads these modules and waits. */
+  spawnStandby(preload: readonly string[]): P;
+  /** A standby that has not reported within this long is stopped. */
+  bootTimeoutMs: number;
+  log: Logger;
+  /** Import-path directories holding the watched code itself: edits there reload, they do not make a standby stale. */
+  isWatchedDirectory(directory: string): boolean;
+  /** The current modification time of a directory (nanoseconds as text), undefined when it is gone. */
+  mtimeOf?(directory: string): string | undefined;
+}
+
+interface Standby<P extends StandbyProcess> {
+  process: P;
+  /** sys.path directory → mtime when the standby began importing; undefined until it waits for "go". */
+  paths: Record<string, string> | undefined;
+  timer: NodeJS.Timeout;
+}
+
+function directoryMtime(directory: string): string | undefined {
+  try {
+    return fs.statSync(directory, { bigint: true }).mtimeNs.toString();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reload mode's warm standbys: interpreters that have already imported uvicorn and the app's
+ * third-party modules and wait to be told to import the app. A standby is only handed out while the
+ * import path looks as it did when it started: a package installed or removed since changes a
+ * directory's mtime, and then every standby is discarded and the reload starts cold.
+ */
+export class StandbyPool<P extends StandbyProcess> {
+  private readonly standbys = new Set<Standby<P>>();
+  private preload: readonly string[] | undefined;
+  private closed = false;
+  private readonly mtimeOf: (directory: string) => string | undefined;
+
+  constructor(private readonly options: StandbyPoolOptions<P>) {
+    this.mtimeOf = options.mtimeOf ?? directoryMtime;
+  }
+
+  /** The modules a standby preloads, learnt from a running worker; the first list starts the pool. */
+  setPreload(modules: readonly string[]): void {
+    const first = this.preload === undefined;
+    this.preload = modules;
+    if (first) this.fill();
+  }
+
+  /** How many standbys wait for "go" right now. */
+  get waiting(): number {
+    return [...this.standbys].filter((standby) => standby.paths !== undefined).length;
+  }
+
+  /** A waiting standby, activated for this slot; undefined when none is ready or the environment changed. */
+  take(spec: WorkerSpawnSpec): P | undefined {
+    const standby = [...this.standbys].find((candidate) => candidate.paths !== undefined && candidate.process.state === 'booting');
+    if (!standby) return undefined;
+    const changed = this.changedDirectory(standby.paths!);
+    if (changed !== undefined) {
+      this.options.log.info(
+        { directory: changed },
+        'reload: the Python environment changed since the standby started; starting cold and preparing new standbys',
+      );
+      this.discardAll();
+      return undefined;
+    }
+    this.release(standby);
+    standby.process.activate(spec);
+    return standby.process;
+  }
+
+  /** Starts standbys until the pool is full; call it when the machine is not busy booting workers. */
+  fill(): void {
+    if (this.closed || this.preload === undefined) return;
+    while (this.standbys.size < this.options.size) this.start(this.preload);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.discardAll();
+  }
+
+  private start(preload: readonly string[]): void {
+    const process = this.options.spawnStandby(preload);
+    const standby: Standby<P> = {
+      process,
+      paths: undefined,
+      timer: setTimeout(() => {
+        this.options.log.warn({ pid: process.pid }, 'standby did not get ready within the boot timeout; stopping it');
+        this.release(standby);
+        process.stop('boot-timeout', 'kill');
+      }, this.options.bootTimeoutMs),
+    };
+    this.standbys.add(standby);
+    process.once('standby', (paths) => {
+      clearTimeout(standby.timer);
+      standby.paths = Object.fromEntries(Object.entries(paths).filter(([directory]) => !this.options.isWatchedDirectory(directory)));
+      this.options.log.info({ pid: process.pid, modules: preload.length }, 'reload: warm standby ready');
+    });
+    process.once('exit', (exit) => {
+      if (!this.standbys.has(standby)) return;
+      this.release(standby);
+      this.options.log.warn({ pid: process.pid, code: exit.code, signal: exit.signal }, 'standby exited unexpectedly');
+    });
+  }
+
+  private release(standby: Standby<P>): void {
+    clearTimeout(standby.timer);
+    this.standbys.delete(standby);
+  }
+
+  private discardAll(): void {
+    for (const standby of [...this.standbys]) {
+      this.release(standby);
+      standby.process.stop('reload', 'quick');
+    }
+  }
+
+  private changedDirectory(paths: Record<string, string>): string | undefined {
+    return Object.entries(paths).find(([directory, mtime]) => this.mtimeOf(directory) !== mtime)?.[0];
+  }
+}

@@ -1,0 +1,241 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, get, isAlive, killAllCorrals, startCorral, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
+
+afterEach(() => killAllCorrals());
+
+const temporaryDirs: string[] = [];
+afterEach(() => {
+  for (const dir of temporaryDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** The app under test: `pkg.main:app` answers with MESSAGE, plus the optional pkg.extra and a stream. */
+function mainModule(message: string): string {
+  return `
+import asyncio
+import os
+
+MESSAGE = ${JSON.stringify(message)}
+try:
+    from pkg.extra import EXTRA
+except ImportError:
+    EXTRA = "no extra"
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    if scope["path"] == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        while True:
+            await send({"type": "http.response.body", "body": b"data: tick\\n\\n", "more_body": True})
+            await asyncio.sleep(0.2)
+    body = f"{MESSAGE} {EXTRA} {os.getpid()}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})
+`;
+}
+
+interface Project {
+  root: string;
+  write(relative: string, text: string): string;
+}
+
+/** A copy of the app in a fresh temporary directory: the tests edit it, never the repository. */
+function makeProject(message = 'one'): Project {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-reload-'));
+  temporaryDirs.push(root);
+  const write = (relative: string, text: string) => {
+    const file = path.join(root, relative);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, text);
+    return file;
+  };
+  write('pkg/__init__.py', '');
+  write('pkg/main.py', mainModule(message));
+  return { root, write };
+}
+
+async function startReloading(project: Project, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ corral: Corral; port: number }> {
+  const port = await freePort();
+  const corral = startCorral(['--reload', '--app-dir', project.root, '-b', `127.0.0.1:${port}`, ...extra, 'pkg.main:app'], { env });
+  await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('reload: watching'), 20_000, 'the watcher');
+  return { corral, port };
+}
+
+/** The body's first word once the app answers with `word`. */
+function waitForMessage(port: number, word: string, timeoutMs = 15_000): Promise<string> {
+  return waitFor(
+    async () => {
+      const reply = await get({ port }).catch(() => undefined);
+      return reply?.body.startsWith(`${word} `) ? reply.body : undefined;
+    },
+    timeoutMs,
+    `the app to answer ${JSON.stringify(word)}`,
+  );
+}
+
+const isMessage = (prefix: string) => (r: LogRecord) => typeof r.msg === 'string' && r.msg.startsWith(prefix);
+const reloadsStarted = (corral: Corral) => corral.find(isMessage('reload: ') ).filter((r) => Array.isArray(r.changes));
+const reloadsDone = (corral: Corral) => corral.find(isMessage('reload: new code serving'));
+
+describe('--reload', () => {
+  it('serves the new code after a module is edited, from a warm standby', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    await waitForMessage(port, 'one');
+    await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'a warm standby');
+    project.write('pkg/main.py', mainModule('two'));
+    await waitForMessage(port, 'two');
+    const done = await corral.waitForLog(isMessage('reload: new code serving'));
+    expect(done).toMatchObject({ workers: 1, warm: 1 });
+    expect(reloadsStarted(corral)[0]?.changes).toEqual([path.join(project.root, 'pkg/main.py')]);
+  });
+
+  it('keeps the old code serving on a syntax error, names the file and line, and reloads once it is fixed', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    await waitForMessage(port, 'one');
+    const broken = project.write('pkg/main.py', `${mainModule('two')}\n\ndef broken(:\n    pass\n`);
+    const brokenLine = mainModule('two').split('\n').length + 2;
+    const failure = await corral.waitForLog(isMessage('reload failed'), 20_000, 'the reload failure');
+    expect(failure).toMatchObject({ level: 50, file: broken, line: brokenLine });
+    expect(String(failure.error)).toContain('SyntaxError');
+    expect(String(failure.msg)).toContain(`pkg/main.py:${brokenLine}`);
+    expect((await get({ port })).body).toMatch(/^one /);
+    project.write('pkg/main.py', mainModule('three'));
+    await waitForMessage(port, 'three');
+    expect(reloadsDone(corral)).toHaveLength(1);
+  });
+
+  it('reloads when a new file appears in a package', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    expect(await waitForMessage(port, 'one')).toContain('no extra');
+    const added = project.write('pkg/extra.py', 'EXTRA = "extra module"\n');
+    const body = await waitFor(
+      async () => {
+        const reply = await get({ port });
+        return reply.body.includes('extra module') ? reply.body : undefined;
+      },
+      15_000,
+      'the new module to be served',
+    );
+    expect(body).toMatch(/^one extra module /);
+    expect(reloadsStarted(corral)[0]?.changes).toEqual([added]);
+  });
+
+  it('ignores changes inside .venv, venv, __pycache__, .git and to .pyc files', async () => {
+    const project = makeProject('one');
+    // Present at start, as a project's virtualenv would be.
+    project.write('.venv/lib/python3/site-packages/dep/__init__.py', 'X = 1\n');
+    const { corral, port } = await startReloading(project);
+    await waitForMessage(port, 'one');
+    project.write('.venv/lib/python3/site-packages/dep/__init__.py', 'X = 2\n');
+    project.write('.venv/lib/python3/site-packages/newdep.py', 'Y = 1\n');
+    project.write('venv/lib/other.py', 'Z = 1\n');
+    project.write('pkg/__pycache__/main.cpython-312.pyc', 'not really bytecode');
+    project.write('pkg/__pycache__/stray.py', 'W = 1\n');
+    project.write('.git/hooks/post-commit.py', 'V = 1\n');
+    project.write('pkg/main.pyc', 'stale');
+    // A watched change after the ignored ones: its reload must list it alone.
+    const marker = project.write('pkg/main.py', mainModule('two'));
+    await waitForMessage(port, 'two');
+    const started = reloadsStarted(corral);
+    expect(started).toHaveLength(1);
+    expect(started[0]?.changes).toEqual([marker]);
+  });
+
+  it('completes a reload while a streaming response is open, and ends the old worker within the drain bound', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    const first = await waitForMessage(port, 'one');
+    const oldPid = Number(first.split(' ').pop());
+    let streamEnded = false;
+    let received = 0;
+    const stream = http.get({ port, host: '127.0.0.1', path: '/stream', agent: false }, (response) => {
+      response.on('data', () => (received += 1));
+      response.on('end', () => (streamEnded = true));
+      response.on('error', () => (streamEnded = true));
+    });
+    stream.on('error', () => (streamEnded = true));
+    await waitFor(() => received > 0, 10_000, 'the stream to start');
+    project.write('pkg/main.py', mainModule('two'));
+    await waitForMessage(port, 'two');
+    const done = await corral.waitForLog(isMessage('reload: new code serving'));
+    // The swap did not wait for the stream.
+    expect(streamEnded).toBe(false);
+    // The drain bound in reload mode is 3 s; the old worker ends within it plus the kill backstop.
+    const doneAt = Number(done.time);
+    await waitFor(() => !isAlive(oldPid), 8_000, 'the old worker to exit');
+    const exited = await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === oldPid);
+    expect(Number(exited.time) - doneAt).toBeLessThanOrEqual(5_500);
+    await waitFor(() => streamEnded, 5_000, 'the stream to end with its worker');
+    stream.destroy();
+  });
+
+  it('replaces every worker with -w 2', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project, ['-w', '2']);
+    const oldPids = await corral.waitForReadyWorkers(2);
+    await waitForMessage(port, 'one');
+    project.write('pkg/main.py', mainModule('two'));
+    const done = await corral.waitForLog(isMessage('reload: new code serving'), 20_000, 'the reload');
+    expect(done).toMatchObject({ workers: 2 });
+    // The old workers drain in the background: wait until they are gone, then only new code answers.
+    await waitFor(() => oldPids.every((pid) => !isAlive(pid)), 10_000, 'the old workers to exit');
+    const seen = new Set<string>();
+    await waitFor(
+      async () => {
+        const reply = await get({ port });
+        expect(reply.body).toMatch(/^two /);
+        seen.add(reply.body.split(' ').pop()!);
+        return seen.size === 2;
+      },
+      15_000,
+      'both new workers to answer',
+    );
+    for (const pid of seen) expect(oldPids).not.toContain(Number(pid));
+  });
+
+  it('reloads on a change to a --reload-extra-file', async () => {
+    const project = makeProject('one');
+    const template = project.write('templates/page.html', '<p>first</p>');
+    project.write(
+      'pkg/main.py',
+      mainModule('one').replace('MESSAGE = "one"', `MESSAGE = open(${JSON.stringify(template)}).read()`),
+    );
+    const { port } = await startReloading(project, ['--reload-extra-file', template]);
+    await waitForMessage(port, '<p>first</p>');
+    fs.writeFileSync(template, '<p>second</p>');
+    await waitForMessage(port, '<p>second</p>');
+  });
+
+  it('starts cold when the Python environment changed, then warm again', async () => {
+    const project = makeProject('one');
+    // A directory on the import path outside the watched code, standing in for site-packages.
+    const site = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-site-'));
+    temporaryDirs.push(site);
+    fs.writeFileSync(path.join(site, 'extlib.py'), 'NAME = "extlib"\n');
+    const withExtlib = (message: string) => `import extlib\n${mainModule(message)}`;
+    project.write('pkg/main.py', withExtlib('one'));
+    const { corral, port } = await startReloading(project, [], { PYTHONPATH: site });
+    await waitForMessage(port, 'one');
+    await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'a warm standby');
+    // "Installing a package": a new module in a directory of the import path.
+    fs.writeFileSync(path.join(site, 'newlib.py'), 'NAME = "newlib"\n');
+    project.write('pkg/main.py', `import newlib\n${withExtlib('two')}`);
+    await waitForMessage(port, 'two');
+    const cold = await corral.waitForLog(isMessage('reload: new code serving'));
+    expect(cold).toMatchObject({ warm: 0 });
+    expect(corral.find(isMessage('reload: the Python environment changed'))[0]).toMatchObject({ directory: site });
+    await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, 'a new standby');
+    project.write('pkg/main.py', `import newlib\n${withExtlib('three')}`);
+    await waitForMessage(port, 'three');
+    await waitFor(() => reloadsDone(corral).length === 2, 10_000, 'the second reload');
+    expect(reloadsDone(corral)[1]).toMatchObject({ warm: 1 });
+  });
+});
