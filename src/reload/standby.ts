@@ -1,9 +1,15 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
-import type { ProcessWorker, WorkerSpawnSpec } from '../worker.js';
+import type { EventEmitter } from 'node:events';
+import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../worker.js';
 
-/** A standby as the pool needs it: ProcessWorker, started with the `standby` setting. */
-export type StandbyProcess = Pick<ProcessWorker, 'pid' | 'state' | 'on' | 'once' | 'off' | 'stop' | 'activate'>;
+/** A standby as the pool needs it: a ProcessWorker started with the `standby` setting. */
+export interface StandbyProcess extends EventEmitter<WorkerEvents> {
+  readonly pid: number | undefined;
+  readonly state: WorkerState;
+  stop(reason: StopReason, mode: StopMode): void;
+  activate(spec: WorkerSpawnSpec): void;
+}
 
 export interface StandbyPoolOptions<P extends StandbyProcess> {
   /** How many standbys to keep: one per worker, so a reload of `-w N` is warm for all N. */
@@ -100,7 +106,7 @@ export class StandbyPool<P extends StandbyProcess> {
         this.options.log.warn({ pid: process.pid }, 'standby did not get ready within the boot timeout; stopping it');
         this.release(standby);
         process.stop('boot-timeout', 'kill');
-      }, this.options.bootTimeoutMs),
+      }, this.options.bootTimeoutMs).unref(),
     };
     this.standbys.add(standby);
     process.once('standby', (paths) => {
