@@ -27,6 +27,7 @@ export interface StandbyPoolOptions<P extends StandbyProcess> {
 
 interface Standby<P extends StandbyProcess> {
   process: P;
+  preload: ReadonlySet<string>;
   /** sys.path directory → mtime when the standby began importing; undefined until it waits for "go". */
   paths: Record<string, string> | undefined;
   timer: NodeJS.Timeout;
@@ -56,11 +57,21 @@ export class StandbyPool<P extends StandbyProcess> {
     this.mtimeOf = options.mtimeOf ?? directoryMtime;
   }
 
-  /** The modules a standby preloads, learnt from a running worker; the first list starts the pool. */
+  /**
+   * The modules a standby preloads, learnt from a running worker; the first list starts the pool.
+   * Lists add up (a worker that has not imported everything yet must not shrink it); when the app
+   * starts importing a module the standbys lack (a new dependency), they are replaced.
+   */
   setPreload(modules: readonly string[]): void {
     const first = this.preload === undefined;
-    this.preload = modules;
-    if (first) this.fill();
+    const known = new Set(this.preload ?? []);
+    this.preload = [...(this.preload ?? []), ...modules.filter((name) => !known.has(name))];
+    const outdated = [...this.standbys].filter((standby) => modules.some((name) => !standby.preload.has(name)));
+    for (const standby of outdated) {
+      this.release(standby);
+      standby.process.stop('reload', 'quick');
+    }
+    if (first || outdated.length > 0) this.fill();
   }
 
   /** How many standbys wait for "go" right now. */
@@ -101,6 +112,7 @@ export class StandbyPool<P extends StandbyProcess> {
     const process = this.options.spawnStandby(preload);
     const standby: Standby<P> = {
       process,
+      preload: new Set(preload),
       paths: undefined,
       timer: setTimeout(() => {
         this.options.log.warn({ pid: process.pid }, 'standby did not get ready within the boot timeout; stopping it');

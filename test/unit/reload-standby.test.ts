@@ -112,3 +112,19 @@ describe('StandbyPool', () => {
     expect(started).toHaveLength(1);
   });
 });
+
+describe('StandbyPool preload list', () => {
+  it('replaces standbys that lack a module the app now imports, and keeps those that do not', () => {
+    const { pool, started } = makePool(1, new Map());
+    pool.setPreload(['fastapi']);
+    pool.setPreload(['fastapi']);
+    expect(started).toHaveLength(1);
+    // A worker with fewer modules changes nothing.
+    pool.setPreload([]);
+    expect(started).toHaveLength(1);
+    pool.setPreload(['httpx']);
+    expect(started[0]!.stopped).toEqual(['reload', 'quick']);
+    expect(started).toHaveLength(2);
+    expect(started[1]!.preload).toEqual(['fastapi', 'httpx']);
+  });
+});
