@@ -15,6 +15,11 @@ export interface ArbiterSettings {
   tickMs?: number;
   /** How long a hung worker gets to print its stack after SIGABRT. */
   abortGraceMs?: number;
+  /**
+   * Reload mode: a worker that cannot boot (exit 3 or 4) leaves its slot empty until the next
+   * rolling restart fills it, instead of halting corral at first start or respawning broken code.
+   */
+  parkOnBootFailure?: boolean;
 }
 
 export interface ArbiterEvents {
@@ -162,20 +167,26 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         .filter((worker) => worker.generation < generation && worker.state !== 'draining' && worker.stopReason === undefined)
         .sort((a, b) => a.slot - b.slot);
     let ok = true;
-    for (let batch = outdated().slice(0, this.settings.maxSurge); batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
+    // Slots left empty by a worker that could not boot (reload mode) are filled first.
+    const empty = [...this.slots].filter(
+      (slot) => !this.respawnTimers.has(slot) && !this.liveWorkers().some((worker) => worker.slot === slot && worker.stopReason === undefined),
+    );
+    if (empty.length > 0) {
+      const fresh = empty.map((slot) => this.spawn(slot, 'replacement', generation));
+      const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
+      if (this.stopping) return;
+      if (booted.includes(false)) {
+        ok = false;
+        this.abortRestart(generation, fresh);
+      }
+    }
+    for (let batch = ok ? outdated().slice(0, this.settings.maxSurge) : []; batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
       const fresh = batch.map((old) => this.spawn(old.slot, 'replacement', generation));
       const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
       if (this.stopping) return;
       if (booted.includes(false)) {
         ok = false;
-        for (const worker of this.liveWorkers()) {
-          if (worker.generation === generation) worker.stop('restart', 'quick');
-        }
-        const failed = fresh.find((worker) => worker.bootError) ?? fresh[0]!;
-        this.log.error(
-          { worker: failed.slot, pid: failed.pid, error: failed.bootError?.message, traceback: failed.bootError?.traceback },
-          'rolling restart aborted: a new worker failed to boot; the previous workers keep serving',
-        );
+        this.abortRestart(generation, fresh);
         break;
       }
       for (const old of batch) old.stop('restart', 'graceful');
@@ -183,6 +194,18 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     const seconds = (Date.now() - started) / 1000;
     if (ok) this.log.info({ reason, generation, seconds }, 'rolling restart complete');
     this.emit('restart-end', reason, ok, seconds);
+  }
+
+  private abortRestart(generation: number, fresh: Worker[]): void {
+    for (const worker of this.liveWorkers()) {
+      if (worker.generation === generation) worker.stop('restart', 'quick');
+    }
+    const failed = fresh.find((worker) => worker.bootError) ?? fresh[0]!;
+    const error = failed.bootError;
+    this.log.error(
+      { worker: failed.slot, pid: failed.pid, error: error?.message, file: error?.file, line: error?.line, traceback: error?.traceback },
+      'rolling restart aborted: a new worker failed to boot; the previous workers keep serving',
+    );
   }
 
   private async scaleUp(): Promise<boolean> {
@@ -297,6 +320,15 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     if (neverReady && (worker.role === 'replacement' || worker.role === 'scale-up')) {
       // The operation that started it decides what its failure means.
       this.log.warn({ ...fields, error: worker.bootError?.message }, 'new worker exited before it was ready');
+      return;
+    }
+    if (neverReady && this.settings.parkOnBootFailure && exit.code !== null && BOOT_FAILURE_CODES.has(exit.code)) {
+      this.allReadyAnnounced = false;
+      const error = worker.bootError;
+      this.log.error(
+        { ...fields, error: error?.message, file: error?.file, line: error?.line, traceback: error?.traceback },
+        'worker failed to boot; its slot stays empty until the next reload',
+      );
       return;
     }
     if (neverReady && worker.role === 'initial' && !this.everReady.has(worker.slot) && exit.code !== null && BOOT_FAILURE_CODES.has(exit.code)) {

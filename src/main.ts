@@ -26,6 +26,7 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     timeoutMs: config.timeout * 1000,
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
+    parkOnBootFailure: config.reload,
   };
 }
 

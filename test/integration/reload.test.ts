@@ -111,6 +111,18 @@ describe('--reload', () => {
     expect(reloadsDone(corral)).toHaveLength(1);
   });
 
+  it('keeps running when the app does not import at start, and serves once it is fixed', async () => {
+    const project = makeProject('one');
+    const broken = project.write('pkg/main.py', `${mainModule('one')}\nimport no_such_module_anywhere\n`);
+    const { corral, port } = await startReloading(project);
+    const parked = await corral.waitForLog(isMessage('worker failed to boot'), 20_000, 'the boot failure');
+    expect(parked).toMatchObject({ file: broken, line: mainModule('one').split('\n').length + 1 });
+    expect(String(parked.error)).toContain("No module named 'no_such_module_anywhere'");
+    expect(corral.exitCode).toBeUndefined();
+    project.write('pkg/main.py', mainModule('two'));
+    await waitForMessage(port, 'two');
+  });
+
   it('reloads when a new file appears in a package', async () => {
     const project = makeProject('one');
     const { corral, port } = await startReloading(project);
