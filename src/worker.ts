@@ -30,6 +30,8 @@ export interface BootError {
   /** Where the error is in the app's code (a SyntaxError's location, else the deepest frame), when known. */
   file?: string;
   line?: number;
+  /** The exception alone, e.g. `SyntaxError: invalid syntax`, when there is one. */
+  exception?: string;
 }
 
 export interface WorkerExit {
@@ -180,6 +182,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
         this.bootError = { kind: message.kind, message: message.message, traceback: message.traceback };
         if (message.file !== undefined) this.bootError.file = message.file;
         if (message.line !== undefined) this.bootError.line = message.line;
+        if (message.exception !== undefined) this.bootError.exception = message.exception;
         return;
       case 'standby':
         this.emit('standby', message.paths);

@@ -180,11 +180,40 @@ def error_location(exc: BaseException | None) -> dict[str, Any]:
     return {"file": frames[-1].filename, "line": frames[-1].lineno}
 
 
+# Frames of the import machinery, not of the app: left out of an import error's traceback.
+IMPORT_MACHINERY = (os.path.abspath(__file__), os.sep + os.path.join("uvicorn", "importer.py"), os.sep + os.path.join("importlib", "__init__.py"))
+
+
+def app_traceback(exc: BaseException) -> str:
+    """The traceback of an import failure, from the app's first frame: a SyntaxError shows just the line."""
+    details = traceback.TracebackException.from_exception(exc)
+    details.stack = traceback.StackSummary.from_list(
+        [
+            frame
+            for frame in details.stack
+            if not frame.filename.startswith("<frozen") and not frame.filename.endswith(IMPORT_MACHINERY)
+        ]
+    )
+    return "".join(details.format())
+
+
+def exception_summary(exc: BaseException) -> str:
+    """`SyntaxError: invalid syntax`: a SyntaxError's own text repeats the file and line, given apart."""
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    return f"{type(exc).__name__}: {text}"
+
+
 def report_failure(kind: str, exc: BaseException | None, message: str) -> None:
-    text = "".join(traceback.format_exception(exc)) if exc is not None else (LOG_HANDLER.last_traceback or "")
+    if exc is None:
+        text = LOG_HANDLER.last_traceback or ""
+    elif kind == "app-load":
+        text = app_traceback(exc)
+    else:
+        text = "".join(traceback.format_exception(exc))
     summary = f"{message}: {type(exc).__name__}: {exc}" if exc is not None else message
     logging.getLogger("corral.worker").error(summary + ("\n" + text if text else ""))
-    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text, **error_location(exc))
+    extra: dict[str, Any] = {"exception": exception_summary(exc), **error_location(exc)} if exc is not None else {}
+    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text, **extra)
 
 
 def build_server(app: Any) -> Any:

@@ -197,7 +197,7 @@ export class DevReloader {
     const where = error?.file ? `${this.relative(error.file)}${error.line ? `:${error.line}` : ''}: ` : '';
     this.log.error(
       { file: error?.file, line: error?.line, error: error?.message, traceback: error?.traceback, worker: failed?.slot, pid: failed?.pid },
-      `reload failed: ${where}${error?.message ?? 'the new workers did not start'}; the previous code keeps serving, save again to retry`,
+      `reload failed: ${where}${error?.exception ?? error?.message ?? 'the new workers did not start'}; the previous code keeps serving, save again to retry`,
     );
   }
 }

@@ -79,7 +79,7 @@ function waitForMessage(port: number, word: string, timeoutMs = 15_000): Promise
 }
 
 const isMessage = (prefix: string) => (r: LogRecord) => typeof r.msg === 'string' && r.msg.startsWith(prefix);
-const reloadsStarted = (corral: Corral) => corral.find(isMessage('reload: ') ).filter((r) => Array.isArray(r.changes));
+const reloadsStarted = (corral: Corral) => corral.find(isMessage('reload: ')).filter((r) => Array.isArray(r.changes));
 const reloadsDone = (corral: Corral) => corral.find(isMessage('reload: new code serving'));
 
 describe('--reload', () => {
@@ -104,10 +104,14 @@ describe('--reload', () => {
     const failure = await corral.waitForLog(isMessage('reload failed'), 20_000, 'the reload failure');
     expect(failure).toMatchObject({ level: 50, file: broken, line: brokenLine });
     expect(String(failure.error)).toContain('SyntaxError');
-    expect(String(failure.msg)).toContain(`pkg/main.py:${brokenLine}`);
+    expect(String(failure.msg)).toContain(`pkg/main.py:${brokenLine}: SyntaxError: invalid syntax`);
+    // The traceback starts at the app's code, not in the import machinery.
+    expect(String(failure.traceback)).toContain('def broken(:');
+    expect(String(failure.traceback)).not.toContain('corral_worker.py');
     expect((await get({ port })).body).toMatch(/^one /);
     project.write('pkg/main.py', mainModule('three'));
     await waitForMessage(port, 'three');
+    await corral.waitForLog(isMessage('reload: new code serving'));
     expect(reloadsDone(corral)).toHaveLength(1);
   });
 
