@@ -150,8 +150,11 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
   }
 
   private readLines(stream: Readable, onLine: (line: string) => void): void {
+    // A worker that dies with unread data resets the channel (ECONNRESET): its exit event reports it.
     stream.on('error', () => undefined);
-    createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
+    createInterface({ input: stream, crlfDelay: Infinity })
+      .on('line', onLine)
+      .on('error', () => undefined);
   }
 
   private onControl(line: string): void {
@@ -243,8 +246,13 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
     this.role = spec.role;
     this.startedAt = Date.now();
     this.lastHeartbeatAt = this.startedAt;
-    const channel = this.child.stdio[CONTROL_FD] as Writable;
-    channel.write(`${JSON.stringify({ type: 'go', slot: spec.slot, generation: spec.generation })}\n`);
+    this.send({ type: 'go', slot: spec.slot, generation: spec.generation });
+  }
+
+  /** Writes one message to the worker on the control channel (only a standby reads them). */
+  send(message: Record<string, unknown> & { type: string }): void {
+    if (this.state === 'exited') return;
+    (this.child.stdio[CONTROL_FD] as Writable).write(`${JSON.stringify(message)}\n`);
   }
 
   abort(reason: StopReason, graceMs: number): void {

@@ -310,21 +310,29 @@ def sys_path_mtimes() -> dict[str, str]:
     return mtimes
 
 
-def read_go_message(fd: int) -> dict[str, Any]:
-    """Block until the master's "go" line arrives on the control channel; exit on EOF."""
-    buffer = b""
-    while b"\n" not in buffer:
-        try:
-            chunk = os.read(fd, 4096)
-        except InterruptedError:
-            continue
-        except OSError:
-            chunk = b""
-        if not chunk:
-            os._exit(0)
-        buffer += chunk
-    message: dict[str, Any] = json.loads(buffer.split(b"\n", 1)[0])
-    return message
+class MasterMessages:
+    """Reads the master's JSON lines from the control channel; EOF means the master is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def next(self, expected_type: str) -> dict[str, Any]:
+        while True:
+            while b"\n" not in self.buffer:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    os._exit(0)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            message: dict[str, Any] = json.loads(line)
+            if message.get("type") == expected_type:
+                return message
 
 
 def wait_as_standby() -> None:
@@ -336,11 +344,16 @@ def wait_as_standby() -> None:
     # A standby has nothing to drain: any stop signal ends it at once and quietly.
     for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(stop_signal, lambda _sig, _frame: os._exit(0))
+    if CONTROL.fd is None:
+        return
+    # The module list comes over the channel: as an environment variable it could pass the kernel's limit.
+    messages = MasterMessages(CONTROL.fd)
+    preload: list[str] = list(messages.next("preload").get("modules", []))
     add_app_dir_to_path()
     mtimes = sys_path_mtimes()
     started = time.monotonic()
     imported = 0
-    for name in SETTINGS.get("preload", []):
+    for name in preload:
         try:
             __import__(name)
             imported += 1
@@ -350,9 +363,7 @@ def wait_as_standby() -> None:
         "standby preloaded %d modules in %.3f s", imported, time.monotonic() - started
     )
     CONTROL.send("standby", paths=mtimes)
-    if CONTROL.fd is None:
-        return
-    go = read_go_message(CONTROL.fd)
+    go = messages.next("go")
     SLOT = int(go.get("slot", 0))
     SETTINGS["slot"] = SLOT
 

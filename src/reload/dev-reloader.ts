@@ -80,7 +80,11 @@ export class DevReloader {
     this.rules = watchRulesOf(config);
     this.pool = new StandbyPool({
       size: config.workers,
-      spawnStandby: (preload) => makeWorker({ slot: 0, generation: 0, role: 'respawn' }, { standby: true, preload, report_modules: true }),
+      spawnStandby: (preload) => {
+        const standby = makeWorker({ slot: 0, generation: 0, role: 'respawn' }, { standby: true, report_modules: true });
+        standby.send({ type: 'preload', modules: preload });
+        return standby;
+      },
       bootTimeoutMs: config.bootTimeout * 1000,
       log,
       isWatchedDirectory: (directory) => this.rules.isInWatchedTree(path.join(directory, '__init__.py')),

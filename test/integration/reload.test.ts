@@ -248,7 +248,7 @@ describe('--reload', () => {
     const cold = await corral.waitForLog(isMessage('reload: new code serving'));
     expect(cold).toMatchObject({ warm: 0 });
     expect(corral.find(isMessage('reload: the Python environment changed'))[0]).toMatchObject({ directory: site });
-    await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, 'a new standby');
+    await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, `a new standby; log so far:\n${corral.output.slice(-4000)}`);
     project.write('pkg/main.py', `import newlib\n${withExtlib('three')}`);
     await waitForMessage(port, 'three');
     await waitFor(() => reloadsDone(corral).length === 2, 10_000, 'the second reload');
