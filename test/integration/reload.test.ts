@@ -115,6 +115,21 @@ describe('--reload', () => {
     expect(reloadsDone(corral)).toHaveLength(1);
   });
 
+  it('counts an editor’s atomic save (write a temporary file, rename it over) as one change', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    await waitForMessage(port, 'one');
+    const target = path.join(project.root, 'pkg/main.py');
+    const temporary = project.write('pkg/.main.py.swx', mainModule('two'));
+    fs.renameSync(temporary, target);
+    await waitForMessage(port, 'two');
+    // A later plain save: had the atomic save counted twice, a reload would sit between the two.
+    project.write('pkg/main.py', mainModule('three'));
+    await waitForMessage(port, 'three');
+    await waitFor(() => reloadsDone(corral).length >= 2, 10_000, 'the second reload to finish');
+    expect(reloadsStarted(corral).map((r) => r.changes)).toEqual([[target], [target]]);
+  });
+
   it('keeps running when the app does not import at start, and serves once it is fixed', async () => {
     const project = makeProject('one');
     const broken = project.write('pkg/main.py', `${mainModule('one')}\nimport no_such_module_anywhere\n`);
