@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { defaultBind, parseBind, type BindSpec } from './bind.js';
 import { UsageError } from './exit-codes.js';
 import { defaultPython } from './python.js';
+import { parseSize } from './resources.js';
 
 export const LOG_LEVELS = ['critical', 'error', 'warning', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -26,6 +27,11 @@ export interface CorralConfig {
   bootTimeout: number;
   maxRequests: number;
   maxRequestsJitter: number;
+  /** Bytes of RSS of a worker's process tree; 0 disables. */
+  maxMemory: number;
+  memoryCheckInterval: number;
+  maxWorkerLifetime: number;
+  maxWorkerLifetimeJitter: number;
   /** How many new workers a rolling restart starts at once. */
   maxSurge: number;
   pidFile: string | undefined;
@@ -66,6 +72,10 @@ function parser(argv: readonly string[]) {
       'boot-timeout': { type: 'number', default: 60, describe: 'Seconds a worker may take to start' },
       'max-requests': { type: 'number', default: 0, describe: 'Recycle a worker after this many requests (0: never)' },
       'max-requests-jitter': { type: 'number', default: 0, describe: 'Random extra requests, up to this many, per worker' },
+      'max-memory': { type: 'string', default: '0', describe: 'Recycle a worker whose process tree uses more resident memory, e.g. 512M (0: never)' },
+      'memory-check-interval': { type: 'number', default: 5, describe: 'Seconds between CPU and memory samples of the workers' },
+      'max-worker-lifetime': { type: 'number', default: 0, describe: 'Recycle a worker after this many seconds (0: never)' },
+      'max-worker-lifetime-jitter': { type: 'number', default: 0, describe: 'Random extra seconds of lifetime, up to this, per worker' },
       'max-surge': { type: 'number', default: 1, describe: 'New workers started at once during a rolling restart' },
       pid: { alias: 'p', type: 'string', describe: 'Write the master pid to this file' },
       umask: { alias: 'm', type: 'string', default: '0o117', describe: 'Umask for unix socket files (octal)' },
@@ -101,6 +111,19 @@ function nonNegative(option: string, value: number | undefined): number {
     throw new UsageError(`--${option} ${String(value)}: expected a number of 0 or more`);
   }
   return value;
+}
+
+function positive(option: string, value: number | undefined): number {
+  if (value === undefined || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`--${option} ${String(value)}: expected a number greater than 0`);
+  }
+  return value;
+}
+
+function memorySize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes === undefined) throw new UsageError(`--max-memory ${JSON.stringify(text)}: expected a size such as 512M, 2G or 0 for no limit`);
+  return bytes;
 }
 
 function positiveInteger(option: string, text: string): number {
@@ -171,6 +194,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     bootTimeout: nonNegative('boot-timeout', args['boot-timeout']),
     maxRequests: nonNegative('max-requests', args['max-requests']),
     maxRequestsJitter: nonNegative('max-requests-jitter', args['max-requests-jitter']),
+    maxMemory: memorySize(args['max-memory']),
+    memoryCheckInterval: positive('memory-check-interval', args['memory-check-interval']),
+    maxWorkerLifetime: nonNegative('max-worker-lifetime', args['max-worker-lifetime']),
+    maxWorkerLifetimeJitter: nonNegative('max-worker-lifetime-jitter', args['max-worker-lifetime-jitter']),
     maxSurge: positiveInteger('max-surge', String(args['max-surge'])),
     pidFile: args.pid,
     umask: parseUmask(args.umask),
