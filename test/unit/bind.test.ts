@@ -27,7 +27,7 @@ describe('parseBind', () => {
     ['127.0.0.1:70000', 'out of range'],
     ['[::1:8000', 'no closing bracket'],
     ['[127.0.0.1]:80', 'not an IPv6 address'],
-    ['::1:8000:x', 'not a number'],
+    ['::1:8000:x', 'needs brackets'],
     ['unix:', 'path is empty'],
     ['fd://three', 'not a number'],
     ['bad host:80', 'not an IP address or host name'],
