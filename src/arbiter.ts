@@ -362,6 +362,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         worker.stop('boot-timeout', 'kill');
       } else if (
         worker.state === 'ready' &&
+        worker.stopReason === undefined &&
         this.settings.timeoutMs > 0 &&
         now - worker.lastHeartbeatAt > this.settings.timeoutMs
       ) {
