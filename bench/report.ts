@@ -69,6 +69,7 @@ export const METRICS: Record<ScenarioId, MetricDef[]> = {
     { key: 'p50Ms', label: 'p50 ms', better: 'lower', digits: 2 },
     { key: 'p99Ms', label: 'p99 ms', better: 'lower', digits: 2 },
     { key: 'errors', label: 'errors', digits: 0 },
+    { key: 'otherLoadPct', label: 'other load %', digits: 0 },
   ],
   memory: [
     { key: 'masterRssMiB', label: 'master MiB', better: 'lower', digits: 1 },
@@ -263,7 +264,7 @@ export function renderMarkdown(rep: BenchReport): string {
     if (!table) continue;
     parts.push(`## ${SCENARIO_TITLES[s]}`);
     parts.push('');
-    const note = SCENARIO_NOTES[s](rep.settings);
+    const note = SCENARIO_NOTES[s]({ ...rep.settings, nproc: rep.machine.nproc });
     if (note) parts.push(note, '');
     parts.push(table);
     parts.push('');
@@ -277,7 +278,11 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
   throughput: (s) =>
     `wrk -t${setting(s, 'wrkThreads')} -c${setting(s, 'wrkConnections')} for ${setting(s, 'throughputDurationS')} s after a ` +
     `${setting(s, 'warmupS')} s warm-up, median of ${setting(s, 'rounds')} round(s); servers alternate within each round. ` +
-    `"errors" = socket errors + non-2xx. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
+    `Each run first waits up to ${setting(s, 'quietWaitS')} s for other load on the machine to drop below ` +
+    `${setting(s, 'quietPct')}% of a core. ` +
+    `"errors" = socket errors + non-2xx. "other load" = CPU used meanwhile by processes other than the server, ` +
+    `wrk and the harness, in % of one core (of ${setting(s, 'nproc')}): a high figure means the machine was busy and the row is ` +
+    `less reliable. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
     `granian \`--access-log\`, corral \`--access-log\`; the output goes to a file.`,
   memory: () => 'VmRSS right after the throughput run; "total" is every process of the server (master, workers, helpers).',
   launch: (s) => `Spawn of the master → first HTTP 200 on a fresh connection; median of ${setting(s, 'launchRepeats')}.`,

@@ -134,7 +134,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
       ],
     }),
     unsupported: {},
-    // corral's workers are the pids of its "ready" log lines; this is the fallback when none parse
+    // python3 -u .../src/python/corral_worker.py; one-shot helpers (python -c …) are not workers
     isWorker: (cmd, depth) => depth === 1 && /python/.test(cmd) && !/ -c /.test(cmd),
     missing: () => {
       if (!existsSync(join(ROOT, 'bin', 'corral.js'))) return 'bin/corral.js does not exist yet';
@@ -301,11 +301,6 @@ export class RunningServer {
   /** Current worker pids, sorted. */
   workerPids(): number[] {
     const tree = descendants(this.pid, listProcesses());
-    if (this.spec.name === 'corral') {
-      const ready = new Set(this.readyEvents().map((e) => e.pid));
-      const fromLog = tree.filter((p) => ready.has(p.pid)).map((p) => p.pid);
-      if (ready.size > 0) return fromLog.sort((a, b) => a - b);
-    }
     return tree
       .filter((p) => this.spec.isWorker(readCmdline(p.pid), p.depth))
       .map((p) => p.pid)

@@ -193,6 +193,61 @@ export function clockTicksPerSecond(): number {
   return clkTck;
 }
 
+/** Busy clock ticks of the whole machine (all CPUs) from the first line of /proc/stat. */
+export function machineBusyTicks(): number {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    // cpu user nice system idle iowait irq softirq steal guest guest_nice
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU ticks of the harness itself plus every child it reaped (wrk, servers that exited). */
+export function selfTicks(): number {
+  const st = readStat(process.pid);
+  return st ? st.utime + st.stime + st.cutime + st.cstime : NaN;
+}
+
+/** Measures how much CPU was used during a window by processes that are neither the harness (and
+ *  the children it reaped, such as wrk) nor the given processes (the server's tree): the other
+ *  load on the machine, which skews a measurement. Start it, and call the returned function at
+ *  the end; it gives that other load in % of one core. */
+export function foreignCpu(pids: number[]): () => number {
+  const ticksOf = (): Map<number, number> => new Map(pids.map((p) => [p, ((s) => (s ? s.utime + s.stime : NaN))(readStat(p))]));
+  const t0 = now();
+  const busy0 = machineBusyTicks();
+  const self0 = selfTicks();
+  const tree0 = ticksOf();
+  return () => {
+    const busy = machineBusyTicks() - busy0;
+    const self = selfTicks() - self0;
+    let tree = 0;
+    for (const [pid, v] of ticksOf()) {
+      const before = tree0.get(pid);
+      if (before !== undefined && Number.isFinite(before) && Number.isFinite(v)) tree += v - before;
+    }
+    const seconds = (now() - t0) / 1000;
+    return Math.max(0, ((busy - self - tree) / clockTicksPerSecond() / seconds) * 100);
+  };
+}
+
+/** Before a load measurement: waits until the machine had less than `maxPct`% of a core of other
+ *  load over a 1 s window, at most `timeoutMs`. Returns the last window's load (the caller records
+ *  it; a busy machine is noted, not hidden). */
+export async function waitQuiet(maxPct: number, timeoutMs: number): Promise<number> {
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    const other = foreignCpu([]);
+    const t = now();
+    await pollUntil('a 1 s load window', () => now() - t >= 1000, { timeoutMs: 2000, intervalMs: 100 });
+    const pct = other();
+    if (pct < maxPct || now() >= deadline) return pct;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Network helpers (127.0.0.1 only)
 

@@ -20,6 +20,9 @@ export interface Settings {
   throughputWorkers: number[];
   wrkThreads: number;
   wrkConnections: number;
+  /** before each throughput run, wait up to quietWaitS for other load below quietPct % of a core */
+  quietPct: number;
+  quietWaitS: number;
   launchRepeats: number;
   launchWorkers: number[];
   killRepeats: number;
@@ -42,6 +45,8 @@ export const FULL: Settings = {
   throughputWorkers: [2, 4],
   wrkThreads: 1,
   wrkConnections: 64,
+  quietPct: 20,
+  quietWaitS: 60,
   launchRepeats: 5,
   launchWorkers: [2, 4],
   killRepeats: 3,
@@ -63,6 +68,7 @@ export const QUICK: Settings = {
   warmupS: 1,
   throughputDurationS: 3,
   throughputWorkers: [2],
+  quietWaitS: 5,
   launchRepeats: 2,
   launchWorkers: [2],
   killRepeats: 1,

@@ -1,6 +1,6 @@
 // Throughput and p50/p99 latency under a keep-alive load (wrk), access log off and on; the
 // resident memory of master and workers is sampled right after each run.
-import { freePort, readRss } from '../lib/proc.js';
+import { foreignCpu, freePort, readRss, waitQuiet } from '../lib/proc.js';
 import { runWrk, socketErrorTotal } from '../load.js';
 import { SERVERS, withServer } from '../servers.js';
 import { ConfigRun, MiB, logFile, rotate, type Ctx } from './common.js';
@@ -21,12 +21,15 @@ export async function throughput(ctx: Ctx): Promise<void> {
           for (const server of rotate(ctx.servers, round + seq)) {
             let memory: Record<string, number> | undefined;
             await tp.measure(server, async () => {
+              await waitQuiet(s.quietPct, s.quietWaitS * 1000);
               const port = await freePort();
               return withServer(SERVERS[server], { appDir: app.dir, workers, port, accessLog }, logFile(ctx, server, 'tp'), async (srv) => {
                 await srv.waitAllReady(readyTimeoutMs(workers));
                 const wrk = { port, connections: s.wrkConnections, threads: s.wrkThreads };
                 await runWrk({ ...wrk, durationS: s.warmupS });
+                const other = foreignCpu(srv.treePids());
                 const r = await runWrk({ ...wrk, durationS: s.throughputDurationS, latency: true });
+                const otherLoadPct = other();
                 srv.assertAlive();
                 const workerPids = srv.workerPids();
                 const workerRss = workerPids.map(readRss).filter((x): x is number => x !== undefined);
@@ -44,6 +47,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
                   p99Ms: r.p99Ms ?? NaN,
                   errors: socketErrorTotal(r) + r.non2xx,
                   requests: r.requests,
+                  otherLoadPct,
                 };
               });
             });

@@ -138,10 +138,10 @@ describe('ratios and table cells', () => {
 
   it('renders a Markdown table with servers in a fixed order, errors and "not supported"', () => {
     const table = scenarioTable('throughput', ROWS).split('\n');
-    expect(table[0]).toBe('| app | workers | variant | server | req/s | p50 ms | p99 ms | errors |');
-    expect(table[1]).toBe('|---|---|---|---|---:|---:|---:|---:|');
+    expect(table[0]).toBe('| app | workers | variant | server | req/s | p50 ms | p99 ms | errors | other load % |');
+    expect(table[1]).toBe('|---|---|---|---|---:|---:|---:|---:|---:|');
     expect(table[2]).toContain('uvicorn --workers | 20,000 |');
-    expect(table[3]).toContain('| corral | 19,800 (0.99×) | 2.10 (1.05×) | 6.00 (0.75×) | 0 |');
+    expect(table[3]).toContain('| corral | 19,800 (0.99×) | 2.10 (1.05×) | 6.00 (0.75×) | 0 | — |');
     // pipes and newlines in an error message cannot break the table
     expect(table[4]).toContain('error: gunicorn exited (code 1) second \\| line');
     expect(table[5]).toContain('granian | 30,000 (1.50×)');
