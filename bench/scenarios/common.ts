@@ -180,10 +180,12 @@ export class ConfigRun {
   }
 }
 
-const firstLine = (s: string): string => {
+/** A one-line summary of an error message that may carry a log tail or a traceback: its first
+ *  line and the last line that names an error. */
+export const firstLine = (s: string): string => {
   const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
-  // keep the most telling line of a Python traceback too
-  const last = lines.length > 1 ? lines[lines.length - 1] : undefined;
+  const telling = [...lines].reverse().find((l) => /(Error|Exception|error:|fatal)/.test(l));
+  const last = telling ?? (lines.length > 1 ? lines[lines.length - 1] : undefined);
   return last && last !== lines[0] ? `${lines[0]} … ${last}` : (lines[0] ?? s);
 };
 

@@ -13,7 +13,7 @@ import {
   type ResultRow,
 } from '../../bench/report.js';
 import { parseCorralReady } from '../../bench/servers.js';
-import { rotate } from '../../bench/scenarios/common.js';
+import { firstLine, rotate } from '../../bench/scenarios/common.js';
 import { revisedSource } from '../../bench/scenarios/reload.js';
 
 // Real wrk 4.1.0 output (Debian), with --latency.
@@ -216,5 +216,13 @@ describe('harness helpers', () => {
     const src = revisedSource('async def app(scope, receive, send):\n    pass\n', 3);
     expect(src).toContain('_bench_inner_app_3 = app');
     expect(src).toContain('b"x-bench-revision", b"3"');
+  });
+});
+
+describe('error summaries', () => {
+  it('keeps the first line and the last line that names an error', () => {
+    const msg = "corral's master exited; last log lines:\n{\"msg\":\"worker exited\"}\nTypeError: Cannot read properties of null (reading 'memory')\n    at sampleTrees\n\nNode.js v20.20.2";
+    expect(firstLine(msg)).toBe("corral's master exited; last log lines: … TypeError: Cannot read properties of null (reading 'memory')");
+    expect(firstLine('timed out after 30.0 s')).toBe('timed out after 30.0 s');
   });
 });
