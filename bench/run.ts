@@ -96,6 +96,7 @@ async function main(): Promise<number> {
     settings.rounds = n;
     settings.launchRepeats = n;
     settings.killRepeats = n;
+    settings.hupRounds = () => n;
   }
   const partial =
     only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
@@ -131,7 +132,12 @@ async function main(): Promise<number> {
   const report: BenchReport = {
     mode,
     machine: describeMachine(),
-    settings: { ...ctx.settings, servers, apps: appNames },
+    settings: {
+      ...ctx.settings,
+      hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
+      servers,
+      apps: appNames,
+    },
     durationS: (performance.now() - t0) / 1000,
     rows: ctx.rows,
   };

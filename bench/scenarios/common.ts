@@ -29,6 +29,8 @@ export interface Settings {
   killWorkers: number;
   hupWorkers: number[];
   hupLoads: Array<'fresh' | 'keep-alive'>;
+  /** rounds of the HUP scenario for a worker count (a 32-worker granian restart takes 2 min) */
+  hupRounds: (workers: number) => number;
   hupLeadS: number;
   hupTailS: number;
   freshConcurrency: number;
@@ -53,6 +55,7 @@ export const FULL: Settings = {
   killWorkers: 2,
   hupWorkers: [2, 8, 32],
   hupLoads: ['fresh', 'keep-alive'],
+  hupRounds: (workers) => (workers >= 32 ? 1 : 2),
   hupLeadS: 1,
   hupTailS: 1,
   freshConcurrency: 8,
@@ -73,6 +76,7 @@ export const QUICK: Settings = {
   launchWorkers: [2],
   killRepeats: 1,
   hupWorkers: [2],
+  hupRounds: () => 1,
   reloadSaves: 5,
   idleSettleS: 1,
   idleSampleS: 3,

@@ -5,6 +5,7 @@ import {
   formatCell,
   formatRatio,
   METRICS,
+  niceCeiling,
   ratio,
   renderMarkdown,
   renderSvg,
@@ -224,5 +225,16 @@ describe('error summaries', () => {
     const msg = "corral's master exited; last log lines:\n{\"msg\":\"worker exited\"}\nTypeError: Cannot read properties of null (reading 'memory')\n    at sampleTrees\n\nNode.js v20.20.2";
     expect(firstLine(msg)).toBe("corral's master exited; last log lines: … TypeError: Cannot read properties of null (reading 'memory')");
     expect(firstLine('timed out after 30.0 s')).toBe('timed out after 30.0 s');
+  });
+});
+
+describe('chart axis', () => {
+  it('rounds the top of the axis up to a round number', () => {
+    expect(niceCeiling(50249)).toBe(60000);
+    expect(niceCeiling(43000)).toBe(50000);
+    expect(niceCeiling(21000)).toBe(25000);
+    expect(niceCeiling(2000)).toBe(2000);
+    expect(niceCeiling(0.37)).toBe(0.4);
+    expect(niceCeiling(0)).toBe(1);
   });
 });
