@@ -157,12 +157,20 @@ function orderRows(rows: ResultRow[]): ResultRow[] {
   );
 }
 
+/** How a server is named in a scenario's table (the reload rows run each server in dev mode). */
+export function serverLabel(scenario: ScenarioId, server: ServerName): string {
+  if (scenario === 'reload') return server === 'gunicorn' ? 'gunicorn --reload + UvicornWorker' : `${server} --reload`;
+  return SERVER_LABELS[server];
+}
+
 export function scenarioTable(scenario: ScenarioId, rows: ResultRow[]): string {
   const mine = orderRows(rows.filter((r) => r.scenario === scenario));
   if (mine.length === 0) return '';
   const metrics = METRICS[scenario];
-  const head = ['app', 'workers', 'variant', 'server', ...metrics.map((m) => m.label)];
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 4 ? '---' : '---:')).join('|')}|`];
+  const withVariant = mine.some((r) => r.variant !== '');
+  const keys = ['app', 'workers', ...(withVariant ? ['variant'] : []), 'server'];
+  const head = [...keys, ...metrics.map((m) => m.label)];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < keys.length ? '---' : '---:')).join('|')}|`];
   for (const r of mine) {
     let cells: string[];
     if (r.status === 'ok') cells = metrics.map((m) => formatCell(r, m, rows));
@@ -170,7 +178,7 @@ export function scenarioTable(scenario: ScenarioId, rows: ResultRow[]): string {
       const what = r.status === 'unsupported' ? `not supported${r.note ? `: ${r.note}` : ''}` : `error: ${r.note ?? '?'}`;
       cells = [truncate(what, 120), ...metrics.slice(1).map(() => '')];
     }
-    const row = [r.app, String(r.workers), r.variant, SERVER_LABELS[r.server], ...cells].map(escapeCell);
+    const row = [r.app, String(r.workers), ...(withVariant ? [r.variant] : []), serverLabel(scenario, r.server), ...cells].map(escapeCell);
     lines.push(`| ${row.join(' | ')} |`);
   }
   return lines.join('\n');

@@ -71,7 +71,7 @@ export const QUICK: Settings = {
   warmupS: 1,
   throughputDurationS: 3,
   throughputWorkers: [2],
-  quietWaitS: 5,
+  quietWaitS: 3,
   launchRepeats: 2,
   launchWorkers: [2],
   killRepeats: 1,

@@ -238,3 +238,16 @@ describe('chart axis', () => {
     expect(niceCeiling(0)).toBe(1);
   });
 });
+
+describe('tables without a variant', () => {
+  it('drops the variant column when no row has one and names dev-mode servers in the reload table', () => {
+    const rows: ResultRow[] = [
+      row({ scenario: 'reload', workers: 1, variant: '', server: 'uvicorn', metrics: { medianS: 0.5, maxS: 0.6, saves: 7 } }),
+      row({ scenario: 'reload', workers: 1, variant: '', server: 'corral', metrics: { medianS: 0.25, maxS: 0.3, saves: 7 } }),
+    ];
+    const table = scenarioTable('reload', rows).split('\n');
+    expect(table[0]).toBe('| app | workers | server | median s | max s | saves |');
+    expect(table[2]).toBe('| hello | 1 | uvicorn --reload | 0.500 | 0.600 | 7 |');
+    expect(table[3]).toBe('| hello | 1 | corral --reload | 0.250 (0.50×) | 0.300 (0.50×) | 7 |');
+  });
+});
