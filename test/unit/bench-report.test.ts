@@ -189,12 +189,31 @@ describe('report outputs', () => {
     const svg = renderSvg(report);
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers, HUP 2 servers
-    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2);
+    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers; HUP restart
+    // time and HUP failed requests, 2 servers each
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2 + 2);
+    expect(svg).toContain('Failed requests during HUP');
     // the legend names every server that has a row
     expect(svg).toContain('gunicorn + UvicornWorker</text>');
     expect(svg).toContain('n/a');
     expect(svg).not.toMatch(/NaN|undefined/);
+  });
+});
+
+describe('chart rows', () => {
+  it('wraps a panel with many groups into several rows', () => {
+    const many: ResultRow[] = Array.from({ length: 10 }, (_, i) =>
+      row({ scenario: 'launch', workers: i + 1, variant: '', server: 'uvicorn', metrics: { first200S: 0.3 } }),
+    );
+    const svg = renderSvg({
+      mode: 'full',
+      machine: { nproc: 2, cpuModel: 'x', memTotalGiB: 1, kernel: 'k', node: 'n', python: 'p', versions: {}, commit: 'c', date: 'd' },
+      settings: {},
+      durationS: 1,
+      rows: many,
+    });
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(10);
+    expect(svg).toContain('Restart figures, seconds (continued)');
   });
 });
 
