@@ -38,6 +38,7 @@ export async function hup(ctx: Ctx): Promise<void> {
         for (const server of ctx.servers) {
           const why = SERVERS[server].unsupported.hup;
           if (why) run.markUnsupported(server, why);
+          run.info.set(server, { strategy: SERVERS[server].hupStrategy });
         }
         for (let round = 0; round < s.hupRounds(workers); round++) {
           for (const server of rotate(ctx.servers, round + seq)) {
