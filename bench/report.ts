@@ -90,6 +90,8 @@ export const METRICS: Record<ScenarioId, MetricDef[]> = {
   ],
   hup: [
     { key: 'replacedS', label: 'all workers replaced s', better: 'lower', digits: 2 },
+    { key: 'rps', label: 'req/s meanwhile', better: 'higher', digits: 0 },
+    { key: 'masterCpuS', label: 'master CPU s', better: 'lower', digits: 2 },
     { key: 'failed', label: 'failed requests', digits: 0 },
     { key: 'socketErrors', label: 'socket errors', digits: 0 },
     { key: 'non2xx', label: 'non-2xx', digits: 0 },

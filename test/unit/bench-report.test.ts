@@ -149,7 +149,7 @@ describe('ratios and table cells', () => {
     expect(table).toHaveLength(8);
     const hup = scenarioTable('hup', ROWS);
     expect(hup).toContain('| granian | not supported: no readiness on HUP |');
-    expect(hup).toContain('| corral | 0.90 (0.75×) | 0 | 0 | 0 | 100 | new ready, then old drained |');
+    expect(hup).toContain('| corral | 0.90 (0.75×) | — | — | 0 | 0 | 0 | 100 | new ready, then old drained |');
     expect(hup).toContain('| 66 | 66 | 0 | 100 | — |');
     expect(scenarioTable('reload', ROWS)).toBe('');
   });
