@@ -294,8 +294,8 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
   throughput: (s) =>
     `wrk -t${setting(s, 'wrkThreads')} -c${setting(s, 'wrkConnections')} for ${setting(s, 'throughputDurationS')} s after a ` +
     `${setting(s, 'warmupS')} s warm-up, median of ${setting(s, 'rounds')} round(s); servers alternate within each round. ` +
-    `Each run first waits up to ${setting(s, 'quietWaitS')} s for other load on the machine to drop below ` +
-    `${setting(s, 'quietPct')}% of a core. ` +
+    `Each run first waits up to ${setting(s, 'quietWaitS')} s (${setting(s, 'quietBudgetS')} s over the whole run) for other ` +
+    `load on the machine to drop below ${setting(s, 'quietPct')}% of a core. ` +
     `"errors" = socket errors + non-2xx. "other load" = CPU used meanwhile by processes other than the server, ` +
     `wrk and the harness, in % of one core (of ${setting(s, 'nproc')}): a high figure means the machine was busy and the row is ` +
     `less reliable. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
