@@ -313,7 +313,8 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
     `(${setting(s, 'hupRoundsText')}); "replaced" is their median.`,
   reload: (s) =>
     `A copy of the app in a temp dir; each save rewrites app.py with a wrapper that adds a revision header; time from the ` +
-    `write until a response carries the new revision; ${setting(s, 'reloadSaves')} saves.`,
+    `write until a response carries the new revision; ${setting(s, 'reloadSaves')} saves, ${setting(s, 'reloadPauseS')} s apart ` +
+    `(after the previous one answered), after an untimed first save. uvicorn here is \`uvicorn --reload\`.`,
   idle: (s) =>
     `utime+stime of the master from /proc/PID/stat over ${setting(s, 'idleSampleS')} s, after all ` +
     `${setting(s, 'idleWorkers')} workers were ready and ${setting(s, 'idleSettleS')} s of settling.`,

@@ -37,6 +37,8 @@ export interface Settings {
   hupTailS: number;
   freshConcurrency: number;
   reloadSaves: number;
+  /** pause between the new code answering and the next save */
+  reloadPauseS: number;
   idleWorkers: number;
   idleSettleS: number;
   idleSampleS: number;
@@ -63,6 +65,7 @@ export const FULL: Settings = {
   hupTailS: 1,
   freshConcurrency: 8,
   reloadSaves: 7,
+  reloadPauseS: 1,
   idleWorkers: 16,
   idleSettleS: 3,
   idleSampleS: 10,
@@ -82,6 +85,7 @@ export const QUICK: Settings = {
   hupWorkers: [2],
   hupRounds: () => 1,
   reloadSaves: 5,
+  reloadPauseS: 0.5,
   idleSettleS: 1,
   idleSampleS: 3,
 };

@@ -88,7 +88,15 @@ export async function reload(ctx: Ctx): Promise<void> {
               throw e;
             }
             const times: number[] = [];
-            for (let rev = 1; rev <= s.reloadSaves; rev++) times.push(await saveAndWait(rev));
+            for (let rev = 1; rev <= s.reloadSaves; rev++) {
+              // a developer looks at the result before saving again: saves are paced, not back to back
+              const t = now();
+              await pollUntil('the pause between saves', () => now() - t >= s.reloadPauseS * 1000, {
+                timeoutMs: s.reloadPauseS * 1000 + 1000,
+                intervalMs: 50,
+              });
+              times.push(await saveAndWait(rev));
+            }
             return { medianS: median(times), maxS: Math.max(...times), saves: times.length };
           });
         } finally {
