@@ -2,7 +2,9 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
+import { startObservability } from './observability.js';
 import { parseCommandLine, type CorralConfig } from './options.js';
 import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
@@ -123,10 +125,15 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
       });
     const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
     const removeSignals = installSignals(arbiter, log);
-    const code = await arbiter.run();
-    removeSignals();
-    log.info({ code }, 'corral stopped');
-    return code;
+    const observability = await startObservability(config, arbiter, output, () => arbiter.requestRollingRestart('SIGHUP'));
+    try {
+      const code = await arbiter.run();
+      removeSignals();
+      log.info({ code }, 'corral stopped');
+      return code;
+    } finally {
+      await observability.close();
+    }
   } finally {
     for (const listener of listeners) listener.close();
     removePidFile();
@@ -135,6 +142,7 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
 
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
+  if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
   try {
     const parsed = parseCommandLine(argv, process.env);
@@ -154,7 +162,16 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     throw error;
   }
-  const output = createLogOutput(config.logFormat, config.logLevel);
+  let output: LogOutput;
+  try {
+    output = createLogOutput(config.logFormat, config.logLevel, {
+      errorLogFile: config.errorLogFile,
+      accessLogFile: config.accessLogFile,
+    });
+  } catch (error) {
+    process.stderr.write(`corral: error: cannot open a log file: ${(error as Error).message}\n`);
+    return ExitCode.runtime;
+  }
   try {
     return await serve(config, output);
   } catch (error) {
