@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseBind } from './bind.js';
 import { UsageError } from './exit-codes.js';
 
@@ -10,6 +11,7 @@ export interface TcpAddress {
 /** Parses `--metrics-bind HOST:PORT` (or `[V6]:PORT`): the endpoints are plain HTTP on TCP. */
 export function parseMetricsBind(value: string): TcpAddress {
   const allowed = 'expected HOST:PORT or [IPV6]:PORT, e.g. 0.0.0.0:9100';
+  if (isIP(value.trim()) === 6) throw new UsageError(`--metrics-bind ${JSON.stringify(value)}: an IPv6 address needs brackets and a port; ${allowed}`);
   if (!/:\d+$/.test(value.trim())) throw new UsageError(`--metrics-bind ${JSON.stringify(value)}: no port; ${allowed}`);
   let spec;
   try {
