@@ -58,7 +58,7 @@ function openSink(target: Target, format: LogFormat): Sink & { stream: pino.Dest
   const file = 'path' in target ? pino.destination({ dest: target.path, sync: true, append: true, mkdir: true }) : undefined;
   const fd = 'fd' in target ? target.fd : undefined;
   const stream: pino.DestinationStream = usePretty(format, isTerminal(target))
-    ? pinoPretty({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname' })
+    ? pinoPretty({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname', singleLine: true })
     : (file ?? pino.destination({ dest: fd, sync: true }));
   return {
     stream,

@@ -5,9 +5,10 @@ import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability } from './observability.js';
-import { parseCommandLine, type CorralConfig } from './options.js';
+import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
 import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
+import { Recycler, type RecyclingSettings } from './recycling.js';
 import { bindAll, type Listener } from './sockets.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
@@ -27,6 +28,15 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     timeoutMs: config.timeout * 1000,
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
+  };
+}
+
+export function recyclingSettings(config: CorralConfig): RecyclingSettings {
+  return {
+    maxMemory: config.maxMemory,
+    sampleIntervalMs: config.memoryCheckInterval * 1000,
+    maxLifetimeMs: config.maxWorkerLifetime * 1000,
+    maxLifetimeJitterMs: config.maxWorkerLifetimeJitter * 1000,
   };
 }
 
@@ -64,12 +74,12 @@ function routeWorkerOutput(output: LogOutput) {
   };
 }
 
-function installSignals(arbiter: Arbiter, log: Logger): () => void {
+function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () => void {
   const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
     SIGTERM: () => arbiter.stop('graceful'),
     SIGINT: () => arbiter.stop('quick'),
     SIGQUIT: () => arbiter.stop('quick'),
-    SIGHUP: () => arbiter.requestRollingRestart('SIGHUP'),
+    SIGHUP: reload,
     SIGTTIN: () => arbiter.requestScaleUp(),
     SIGTTOU: () => arbiter.requestScaleDown(),
     SIGWINCH: () => undefined,
@@ -85,7 +95,24 @@ function installSignals(arbiter: Arbiter, log: Logger): () => void {
   };
 }
 
-async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+/**
+ * HUP re-reads the configuration as it was given (command line and environment). What needs a new
+ * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
+ */
+function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log: Logger): CorralConfig | undefined {
+  let parsed;
+  try {
+    parsed = load();
+  } catch (error) {
+    log.error({ err: error }, 'the configuration could not be re-read; restarting with the previous one');
+    return undefined;
+  }
+  if (parsed.kind !== 'run') return undefined;
+  const next = { ...parsed.config, binds: current.binds, python: current.python, workers: current.workers };
+  return next;
+}
+
+async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const log = output.logger;
   let listeners: Listener[] = [];
   let removePidFile = () => undefined as void;
@@ -110,22 +137,36 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
       `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
     );
     const env = workerEnvironment(process.env);
-    const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
+    let current = config;
+    let settings = workerSettings(current);
+    // Reads the live configuration at each spawn, so a HUP's re-read reaches every new worker.
     const spawnWorker: SpawnWorker = (spec) =>
       new ProcessWorker(spec, {
-        python: config.python,
+        python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
         env,
         settings,
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
-        gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
+        gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
       });
-    const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
-    const removeSignals = installSignals(arbiter, log);
-    const observability = await startObservability(config, arbiter, output, () => arbiter.requestRollingRestart('SIGHUP'));
+    const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    const recycler = new Recycler(arbiter, recyclingSettings(current), log);
+    recycler.start();
+    const reload = (reason = 'SIGHUP'): void => {
+      const next = rereadConfiguration(load, current, log);
+      if (next) {
+        current = next;
+        settings = workerSettings(next);
+        arbiter.updateSettings(arbiterSettings(next));
+        recycler.updateSettings(recyclingSettings(next));
+      }
+      arbiter.requestRollingRestart(reason);
+    };
+    const removeSignals = installSignals(arbiter, log, () => reload());
+    const observability = await startObservability(config, arbiter, output, () => reload('control'));
     try {
       const code = await arbiter.run();
       removeSignals();
@@ -144,8 +185,9 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
+  const load = (): CommandLine => parseCommandLine(argv, process.env);
   try {
-    const parsed = parseCommandLine(argv, process.env);
+    const parsed = load();
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -173,7 +215,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     return ExitCode.runtime;
   }
   try {
-    return await serve(config, output);
+    return await serve(config, load, output);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);

@@ -1,7 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Arbiter } from './arbiter.js';
 import type { RestartLedger } from './restart-ledger.js';
-import { usageOf } from './status.js';
 import type { Worker, WorkerState } from './worker.js';
 
 export const METRIC_PREFIX = 'corral_';
@@ -90,7 +89,7 @@ export class CorralMetrics {
       collect() {
         this.reset();
         for (const worker of live()) {
-          const usage = usageOf(worker);
+          const usage = worker.usage;
           if (usage) this.inc(workerLabels(worker), usage.cpuSeconds);
         }
       },
@@ -103,7 +102,7 @@ export class CorralMetrics {
       collect() {
         this.reset();
         for (const worker of live()) {
-          const usage = usageOf(worker);
+          const usage = worker.usage;
           if (usage) this.set(workerLabels(worker), usage.rss);
         }
       },

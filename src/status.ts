@@ -1,18 +1,8 @@
 import type { Arbiter } from './arbiter.js';
 import type { RestartLedger } from './restart-ledger.js';
+import { formatBytes } from './resources.js';
 import { VERSION } from './version.js';
-import type { Worker, WorkerState } from './worker.js';
-
-/** A worker's latest resource sample, as the resource sampler records it on the worker. */
-export interface SampledUsage {
-  rss: number;
-  cpuSeconds: number;
-  cpuPercent: number;
-}
-
-export function usageOf(worker: Worker): SampledUsage | undefined {
-  return (worker as Worker & { usage?: SampledUsage }).usage;
-}
+import type { WorkerState } from './worker.js';
 
 export interface WorkerStatus {
   slot: number;
@@ -24,7 +14,7 @@ export interface WorkerStatus {
   ageSeconds: number;
   requests: number;
   connections: number;
-  /** Null until the first resource sample. */
+  /** Null until the first resource sample (every --memory-check-interval seconds). */
   cpuPercent: number | null;
   rssBytes: number | null;
   restarts: number;
@@ -49,7 +39,7 @@ export function collectStatus(
     .liveWorkers()
     .sort((a, b) => a.slot - b.slot || a.startedAt - b.startedAt)
     .map((worker): WorkerStatus => {
-      const usage = usageOf(worker);
+      const usage = worker.usage;
       return {
         slot: worker.slot,
         pid: worker.pid ?? null,
@@ -84,17 +74,6 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(whole / 86400)}d${pad(Math.floor(whole / 3600) % 24)}h`;
 }
 
-export function formatMemory(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
-
 /** The human table `corral status` prints. */
 export function formatStatusTable(report: StatusReport): string {
   const header = ['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'RSS', 'RESTARTS'];
@@ -105,7 +84,7 @@ export function formatStatusTable(report: StatusReport): string {
     formatAge(worker.ageSeconds),
     String(worker.requests),
     worker.cpuPercent === null ? '-' : worker.cpuPercent.toFixed(1),
-    worker.rssBytes === null ? '-' : formatMemory(worker.rssBytes),
+    worker.rssBytes === null ? '-' : formatBytes(worker.rssBytes),
     String(worker.restarts),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));

@@ -81,7 +81,7 @@ describe('metrics', () => {
   it('serves every metric family in Prometheus text, all prefixed corral_, with live worker figures', async () => {
     const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
+    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
     const pids = await corral.waitForReadyWorkers(2);
     for (let request = 0; request < 6; request += 1) expect((await get({ port })).status).toBe(200);
 
@@ -195,7 +195,7 @@ describe('control socket', () => {
     const dir = tempDir();
     const pidFile = path.join(dir, 'corral.pid');
     const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--pid', pidFile, '--app-dir', TEST_APPS, 'app:app']);
+    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--pid', pidFile, '--app-dir', TEST_APPS, 'app:app']);
     const pids = await corral.waitForReadyWorkers(2);
     const socketPath = path.join(dir, 'corral.control.sock');
     expect(fs.statSync(socketPath).isSocket()).toBe(true);
