@@ -39,17 +39,21 @@ export function parseControlCommand(argv: readonly string[]): ClientInvocation |
       json: { type: 'boolean', default: false, describe: 'status: print the status as JSON' },
       quick: { type: 'boolean', default: false, describe: 'stop: quick stop instead of graceful' },
       wait: { type: 'boolean', default: true, describe: 'stop: wait until corral has exited (--no-wait to return at once)' },
-      help: { alias: 'h', type: 'boolean' },
     })
     .strictOptions()
     .help(false)
     .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
     .parserConfiguration({ 'camel-case-expansion': false })
     .fail((message, error) => {
       throw new UsageError(`corral ${command}: ${error?.message ?? message}`);
     });
+  if (argv.includes('--help') || argv.includes('-h')) {
+    let text = USAGE;
+    parser.showHelp((help: string) => (text = help));
+    return { help: text };
+  }
   const args = parser.parseSync();
-  if (args.help) return { help: USAGE };
   const positionals = args._.map(String);
   const socketOption = args['control-socket'];
   const pidOption = args.pid;

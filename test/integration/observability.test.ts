@@ -365,6 +365,18 @@ describe('log stream', () => {
     expect(corral.find((r) => r.name === 'corral.access' || r.name === 'uvicorn.access')).toEqual([]);
   });
 
+  it('--access-logfile - and --error-logfile - split the stream: access records on stdout, the rest on stderr', async () => {
+    const port = await freePort();
+    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--access-logfile', '-', '--error-logfile', '-', '--app-dir', TEST_APPS, 'app:app']);
+    await waitFor(() => corral.stderr.includes('"msg":"worker ready"'), 20_000, 'a ready worker on stderr');
+    await get({ port }, '/print?text=split-streams');
+    await corral.waitForLog((r) => r.name === 'corral.access' && r.path === '/print?text=split-streams');
+    await waitFor(() => corral.stderr.includes('"msg":"split-streams"'), 10_000, 'the print on stderr');
+    expect(corral.records.length).toBeGreaterThan(0);
+    expect(corral.records.every((r) => r.name === 'corral.access')).toBe(true);
+    expect(corral.stderr).not.toContain('corral.access');
+  });
+
   it('writes access and error logs to files, and USR1 reopens them after a rename', async () => {
     const dir = tempDir();
     const accessLog = path.join(dir, 'access.log');
