@@ -25,7 +25,7 @@ Talks to a running corral through its control socket.
   corral status [--json]   the workers: slot, pid, state, age, requests, CPU %, RSS, restarts
   corral reload            rolling restart with the configuration re-read (as SIGHUP)
   corral scale N           run N workers (as TTIN/TTOU)
-  corral stop [--quick]    graceful stop (as SIGTERM; --quick as SIGINT); waits until corral has exited`;
+  corral stop [--quick]    graceful stop (as TERM; --quick: as INT), waiting for the exit`;
 
 /** Parses `corral status|reload|scale|stop …`. Pure: throws UsageError. */
 export function parseControlCommand(argv: readonly string[]): ClientInvocation | { help: string } {
