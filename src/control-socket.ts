@@ -113,6 +113,9 @@ export class ControlServer {
 
   private run(request: ControlRequest): ControlReply {
     if (request.command !== 'status') this.log.info({ request }, `control socket: ${request.command}`);
+    if ((request.command === 'reload' || request.command === 'scale') && this.target.status().stopping) {
+      return { ok: false, error: `corral is stopping: ${request.command} refused` };
+    }
     switch (request.command) {
       case 'status':
         return { ok: true, status: this.target.status() };

@@ -309,6 +309,24 @@ describe('control socket', () => {
     expect(corral.find((r) => r.msg === 'scaling up' || r.msg === 'stopping gracefully' || r.msg === 'stopping')).toEqual([]);
   });
 
+  it('refuses a control socket another corral listens on, and replaces one left by a killed corral', async () => {
+    const dir = tempDir();
+    const socketPath = path.join(dir, 'control.sock');
+    const first = startCorral(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    await first.waitForReadyWorkers(1);
+    const second = startCorral(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    expect(await second.waitForExit()).toBe(1);
+    expect(second.output).toContain(`--control-socket ${socketPath}: another corral is listening there`);
+    expect(second.find((r) => r.msg === 'worker booting')).toEqual([]);
+
+    first.killGroup();
+    await first.waitForExit();
+    expect(fs.existsSync(socketPath)).toBe(true);
+    const third = startCorral(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    const [pid] = await third.waitForReadyWorkers(1);
+    expect(readyPids(await statusJson(['--control-socket', socketPath]))).toEqual([pid]);
+  });
+
   it('client errors: no corral named is exit 2, a bad count is exit 2, no corral running is exit 1', async () => {
     const none = await runCorralCommand(['status']);
     expect(none.code).toBe(2);
