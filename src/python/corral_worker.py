@@ -103,7 +103,13 @@ class JsonLineHandler(logging.Handler):
             }
             if record.exc_info:
                 self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
-                line["err"] = self.last_traceback
+                exc_type, exc_value = record.exc_info[0], record.exc_info[1]
+                # pino's shape for an error, so pino-pretty prints the traceback as lines.
+                line["err"] = {
+                    "type": exc_type.__name__ if exc_type else "Exception",
+                    "message": str(exc_value),
+                    "stack": self.last_traceback,
+                }
             sys.stdout.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
             sys.stdout.flush()
         except Exception:

@@ -353,10 +353,13 @@ describe('log stream', () => {
     expect(corral.readyWorkerPids()).toContain(printed.pid);
 
     expect((await get({ port }, '/raise')).status).toBe(500);
-    const raised = await corral.waitForLog((r) => typeof r.err === 'string' && r.err.includes('RuntimeError: raised on purpose'));
+    const raised = await corral.waitForLog((r) => r.msg === 'Exception in ASGI application');
     expect(raised.level).toBe(50);
-    expect(raised.msg).toBe('Exception in ASGI application');
-    expect(String(raised.err)).toContain('Traceback (most recent call last)');
+    expect(raised.err).toMatchObject({ type: 'RuntimeError', message: 'raised on purpose' });
+    const stack = String((raised.err as { stack: unknown }).stack);
+    expect(stack).toContain('Traceback (most recent call last)');
+    expect(stack).toContain('RuntimeError: raised on purpose');
+    expect(stack).toContain('test/apps/app.py');
     expect([1, 2]).toContain(raised.worker);
     expect(corral.readyWorkerPids()).toContain(raised.pid);
 
