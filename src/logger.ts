@@ -57,13 +57,37 @@ function isTerminal(target: Target): boolean {
 function openSink(target: Target, format: LogFormat): Sink & { stream: pino.DestinationStream } {
   const file = 'path' in target ? pino.destination({ dest: target.path, sync: true, append: true, mkdir: true }) : undefined;
   const fd = 'fd' in target ? target.fd : undefined;
-  const stream: pino.DestinationStream = usePretty(format, isTerminal(target))
+  const output: pino.DestinationStream = usePretty(format, isTerminal(target))
     ? pinoPretty({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname', singleLine: true })
     : (file ?? pino.destination({ dest: fd, sync: true }));
+  // Lines written in one turn of the event loop (all the lines of a worker's pipe read, say) go
+  // out in one write: under load, a write per access record is most of the master's CPU.
+  let pending: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending.length === 0) return;
+    const data = pending.join('');
+    pending = [];
+    output.write(data);
+  };
+  // The writes are synchronous, so what is pending still goes out when corral exits.
+  process.on('exit', flush);
+  const write = (line: string) => {
+    pending.push(line.endsWith('\n') ? line : `${line}\n`);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
   return {
-    stream,
-    write: (line) => void stream.write(line.endsWith('\n') ? line : `${line}\n`),
-    reopen: () => file?.reopen(),
+    // The master's own records share the queue, so records keep their order.
+    stream: { write },
+    write,
+    reopen: () => {
+      flush();
+      file?.reopen();
+    },
   };
 }
 

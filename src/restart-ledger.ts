@@ -15,7 +15,6 @@ export function exitReason(worker: Pick<Worker, 'stopReason'>, exit: WorkerExit)
  */
 export class RestartLedger {
   private readonly slots = new Map<number, number>();
-  private readonly reasons = new Map<string, number>();
   private readonly listeners: ((reason: string) => void)[] = [];
 
   constructor(private readonly arbiter: Pick<Arbiter, 'on' | 'stopping'>) {
@@ -26,7 +25,6 @@ export class RestartLedger {
     const reason = exitReason(worker, exit);
     if (this.arbiter.stopping || NOT_RESTARTS.has(reason)) return;
     this.slots.set(worker.slot, (this.slots.get(worker.slot) ?? 0) + 1);
-    this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
     for (const listener of this.listeners) listener(reason);
   }
 
@@ -37,9 +35,5 @@ export class RestartLedger {
 
   restartsOf(slot: number): number {
     return this.slots.get(slot) ?? 0;
-  }
-
-  byReason(): ReadonlyMap<string, number> {
-    return this.reasons;
   }
 }

@@ -10,6 +10,7 @@ Exit codes: 0 after a drain, 3 when start-up fails, 4 when the app cannot be imp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import faulthandler
@@ -134,6 +135,36 @@ def configure_logging(level: str) -> None:
 ACCESS_LOGGER_NAME = "corral.access"
 
 
+class BatchedOutput:
+    """Access records finished in one turn of the event loop go to stdout in one write.
+
+    Under load a write per request wakes the master once per request; one write per loop turn
+    lets it read many records at once. Only called from the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.scheduled = False
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        self.pending.append(line)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            data = "".join(self.pending)
+            self.pending = []
+            sys.stdout.write(data)
+            sys.stdout.flush()
+
+
+ACCESS_OUTPUT = BatchedOutput()
+
+
 def write_access_record(scope: dict[str, Any], status: int, size: int, started: float, finished: float) -> None:
     """One access record, written directly: the logging module's machinery is not needed on this path.
 
@@ -163,8 +194,7 @@ def write_access_record(scope: dict[str, Any], status: int, size: int, started: 
         "size": size,
         "http_version": http_version,
     }
-    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    ACCESS_OUTPUT.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
 
 
 class AccessLog:

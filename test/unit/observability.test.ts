@@ -143,7 +143,6 @@ describe('restart ledger', () => {
     expect(ledger.restartsOf(1)).toBe(2);
     expect(ledger.restartsOf(2)).toBe(1);
     expect(ledger.restartsOf(3)).toBe(0);
-    expect(Object.fromEntries(ledger.byReason())).toEqual({ crash: 1, signal: 1, 'max-requests': 1 });
   });
 });
 
