@@ -173,7 +173,8 @@ def write_access_record(scope: dict[str, Any], status: int, size: int, started: 
     client = scope.get("client")
     client_text = f"{client[0]}:{client[1]}" if client else "-"
     query = scope.get("query_string", b"")
-    path = scope.get("root_path", "") + scope.get("path", "")
+    # uvicorn's scope["path"] already starts with the root path, as its own access log shows it.
+    path = scope.get("path", "")
     if query:
         path = f"{path}?{query.decode('latin-1')}"
     method = scope.get("method", "-")
