@@ -5,6 +5,7 @@ import {
   formatCell,
   formatRatio,
   METRICS,
+  niceCeiling,
   ratio,
   renderMarkdown,
   renderSvg,
@@ -13,7 +14,7 @@ import {
   type ResultRow,
 } from '../../bench/report.js';
 import { parseCorralReady } from '../../bench/servers.js';
-import { rotate } from '../../bench/scenarios/common.js';
+import { firstLine, rotate } from '../../bench/scenarios/common.js';
 import { revisedSource } from '../../bench/scenarios/reload.js';
 
 // Real wrk 4.1.0 output (Debian), with --latency.
@@ -188,12 +189,31 @@ describe('report outputs', () => {
     const svg = renderSvg(report);
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers, HUP 2 servers
-    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2);
+    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers; HUP restart
+    // time and HUP failed requests, 2 servers each
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2 + 2);
+    expect(svg).toContain('Failed requests during HUP');
     // the legend names every server that has a row
     expect(svg).toContain('gunicorn + UvicornWorker</text>');
     expect(svg).toContain('n/a');
     expect(svg).not.toMatch(/NaN|undefined/);
+  });
+});
+
+describe('chart rows', () => {
+  it('wraps a panel with many groups into several rows', () => {
+    const many: ResultRow[] = Array.from({ length: 10 }, (_, i) =>
+      row({ scenario: 'launch', workers: i + 1, variant: '', server: 'uvicorn', metrics: { first200S: 0.3 } }),
+    );
+    const svg = renderSvg({
+      mode: 'full',
+      machine: { nproc: 2, cpuModel: 'x', memTotalGiB: 1, kernel: 'k', node: 'n', python: 'p', versions: {}, commit: 'c', date: 'd' },
+      settings: {},
+      durationS: 1,
+      rows: many,
+    });
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(10);
+    expect(svg).toContain('Restart figures, seconds (continued)');
   });
 });
 
@@ -216,5 +236,37 @@ describe('harness helpers', () => {
     const src = revisedSource('async def app(scope, receive, send):\n    pass\n', 3);
     expect(src).toContain('_bench_inner_app_3 = app');
     expect(src).toContain('b"x-bench-revision", b"3"');
+  });
+});
+
+describe('error summaries', () => {
+  it('keeps the first line and the last line that names an error', () => {
+    const msg = "corral's master exited; last log lines:\n{\"msg\":\"worker exited\"}\nTypeError: Cannot read properties of null (reading 'memory')\n    at sampleTrees\n\nNode.js v20.20.2";
+    expect(firstLine(msg)).toBe("corral's master exited; last log lines: … TypeError: Cannot read properties of null (reading 'memory')");
+    expect(firstLine('timed out after 30.0 s')).toBe('timed out after 30.0 s');
+  });
+});
+
+describe('chart axis', () => {
+  it('rounds the top of the axis up to a round number', () => {
+    expect(niceCeiling(50249)).toBe(60000);
+    expect(niceCeiling(43000)).toBe(50000);
+    expect(niceCeiling(21000)).toBe(25000);
+    expect(niceCeiling(2000)).toBe(2000);
+    expect(niceCeiling(0.37)).toBe(0.4);
+    expect(niceCeiling(0)).toBe(1);
+  });
+});
+
+describe('tables without a variant', () => {
+  it('drops the variant column when no row has one and names dev-mode servers in the reload table', () => {
+    const rows: ResultRow[] = [
+      row({ scenario: 'reload', workers: 1, variant: '', server: 'uvicorn', metrics: { medianS: 0.5, maxS: 0.6, saves: 7 } }),
+      row({ scenario: 'reload', workers: 1, variant: '', server: 'corral', metrics: { medianS: 0.25, maxS: 0.3, saves: 7 } }),
+    ];
+    const table = scenarioTable('reload', rows).split('\n');
+    expect(table[0]).toBe('| app | workers | server | median s | max s | saves |');
+    expect(table[2]).toBe('| hello | 1 | uvicorn --reload | 0.500 | 0.600 | 7 |');
+    expect(table[3]).toBe('| hello | 1 | corral --reload | 0.250 (0.50×) | 0.300 (0.50×) | 7 |');
   });
 });
