@@ -177,7 +177,7 @@ describe('health endpoints', () => {
     expect((await get({ port: metricsPort }, '/healthz')).status).toBe(200);
 
     let slowDone = false;
-    const slow = get({ port }, '/sleep?s=4').finally(() => (slowDone = true));
+    const slow = get({ port }, '/sleep?s=6').finally(() => (slowDone = true));
     await corral.waitForLog((r) => r.msg === '/sleep started');
     corral.signal('SIGTERM');
     await corral.waitForLog((r) => r.msg === 'stopping gracefully');
