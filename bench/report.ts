@@ -19,6 +19,8 @@ export interface ResultRow {
   status: RowStatus;
   /** medians over the rounds */
   metrics: Record<string, number>;
+  /** text figures (e.g. how the server restarts), shown by text metrics */
+  info?: Record<string, string>;
   /** every round's value, for the JSON */
   samples?: Record<string, number[]>;
   /** error message, or why the feature is not supported */
@@ -51,6 +53,8 @@ export interface MetricDef {
   /** which direction is better; ratios are shown only for metrics that have one */
   better?: 'higher' | 'lower';
   digits: number;
+  /** a text column read from row.info */
+  text?: boolean;
 }
 
 export const SCENARIO_TITLES: Record<ScenarioId, string> = {
@@ -86,10 +90,13 @@ export const METRICS: Record<ScenarioId, MetricDef[]> = {
   ],
   hup: [
     { key: 'replacedS', label: 'all workers replaced s', better: 'lower', digits: 2 },
+    { key: 'rps', label: 'req/s meanwhile', better: 'higher', digits: 0 },
+    { key: 'masterCpuS', label: 'master CPU s', better: 'lower', digits: 2 },
     { key: 'failed', label: 'failed requests', digits: 0 },
     { key: 'socketErrors', label: 'socket errors', digits: 0 },
     { key: 'non2xx', label: 'non-2xx', digits: 0 },
     { key: 'requests', label: 'requests', digits: 0 },
+    { key: 'strategy', label: 'how the server restarts', digits: 0, text: true },
   ],
   reload: [
     { key: 'medianS', label: 'median s', better: 'lower', digits: 3 },
@@ -134,6 +141,7 @@ export function baselineOf(row: ResultRow, rows: ResultRow[]): ResultRow | undef
 
 /** One table cell: "12,345 (0.98×)", the baseline's own value without a ratio. */
 export function formatCell(row: ResultRow, metric: MetricDef, rows: ResultRow[]): string {
+  if (metric.text) return row.info?.[metric.key] ?? '—';
   const v = row.metrics[metric.key];
   if (v === undefined) return '—';
   const text = formatNumber(v, metric.digits);

@@ -119,6 +119,9 @@ export class ConfigRun {
   private readonly errors = new Map<ServerName, string>();
   private readonly unsupported = new Map<ServerName, string>();
 
+  /** text figures per server, copied into the rows */
+  readonly info = new Map<ServerName, Record<string, string>>();
+
   constructor(
     private readonly ctx: Ctx,
     readonly config: Config,
@@ -178,7 +181,8 @@ export class ConfigRun {
       else if (samples) {
         const metrics: Record<string, number> = {};
         for (const [k, vs] of Object.entries(samples)) metrics[k] = this.summed(k) ? vs.reduce((a, b) => a + b, 0) : median(vs);
-        this.ctx.rows.push({ ...base, status: 'ok', metrics, samples });
+        const info = this.info.get(server);
+        this.ctx.rows.push({ ...base, status: 'ok', metrics, samples, ...(info ? { info } : {}) });
       }
     }
   }

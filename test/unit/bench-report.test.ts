@@ -111,7 +111,7 @@ const ROWS: ResultRow[] = [
   row({ server: 'uvicorn', workers: 4, metrics: { rps: 30000, p50Ms: 2, p99Ms: 9, errors: 0 } }),
   row({ server: 'corral', workers: 4, metrics: { rps: 28500, p50Ms: 2, p99Ms: 9, errors: 0 } }),
   row({ scenario: 'hup', variant: 'keep-alive', server: 'uvicorn', metrics: { replacedS: 1.2, failed: 66, socketErrors: 66, non2xx: 0, requests: 100 } }),
-  row({ scenario: 'hup', variant: 'keep-alive', server: 'corral', metrics: { replacedS: 0.9, failed: 0, socketErrors: 0, non2xx: 0, requests: 100 } }),
+  row({ scenario: 'hup', variant: 'keep-alive', server: 'corral', metrics: { replacedS: 0.9, failed: 0, socketErrors: 0, non2xx: 0, requests: 100 }, info: { strategy: 'new ready, then old drained' } }),
   row({ scenario: 'hup', variant: 'keep-alive', server: 'granian', status: 'unsupported', note: 'no readiness on HUP' }),
   row({ scenario: 'memory', server: 'corral', metrics: { masterRssMiB: 61.5, workerRssMiB: 30, totalRssMiB: 121.5 } }),
   row({ scenario: 'idle', workers: 16, variant: '', server: 'corral', metrics: { masterCpuPct: 0.4, workersCpuPct: 2, masterRssMiB: 60 } }),
@@ -149,6 +149,8 @@ describe('ratios and table cells', () => {
     expect(table).toHaveLength(8);
     const hup = scenarioTable('hup', ROWS);
     expect(hup).toContain('| granian | not supported: no readiness on HUP |');
+    expect(hup).toContain('| corral | 0.90 (0.75×) | — | — | 0 | 0 | 0 | 100 | new ready, then old drained |');
+    expect(hup).toContain('| 66 | 66 | 0 | 100 | — |');
     expect(scenarioTable('reload', ROWS)).toBe('');
   });
 
