@@ -16,10 +16,12 @@ export interface Family {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
 
+/** Values as Prometheus reads them (Go's ParseFloat): special values in any case, e.g. prom-client's "Nan". */
 function parseValue(text: string, line: string): number {
-  if (text === '+Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  const special = text.toLowerCase();
+  if (special === 'nan') return NaN;
+  if (/^\+?inf(inity)?$/.test(special)) return Infinity;
+  if (/^-inf(inity)?$/.test(special)) return -Infinity;
   const value = Number(text);
   if (text === '' || Number.isNaN(value)) throw new Error(`bad sample value ${JSON.stringify(text)} in: ${line}`);
   return value;
