@@ -2,7 +2,9 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
+import { startObservability } from './observability.js';
 import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
 import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
@@ -153,7 +155,7 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
     recycler.start();
-    const reload = (): void => {
+    const reload = (reason = 'SIGHUP'): void => {
       const next = rereadConfiguration(load, current, log);
       if (next) {
         current = next;
@@ -161,13 +163,18 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
         arbiter.updateSettings(arbiterSettings(next));
         recycler.updateSettings(recyclingSettings(next));
       }
-      arbiter.requestRollingRestart('SIGHUP');
+      arbiter.requestRollingRestart(reason);
     };
-    const removeSignals = installSignals(arbiter, log, reload);
-    const code = await arbiter.run();
-    removeSignals();
-    log.info({ code }, 'corral stopped');
-    return code;
+    const removeSignals = installSignals(arbiter, log, () => reload());
+    const observability = await startObservability(config, arbiter, output, () => reload('control'));
+    try {
+      const code = await arbiter.run();
+      removeSignals();
+      log.info({ code }, 'corral stopped');
+      return code;
+    } finally {
+      await observability.close();
+    }
   } finally {
     for (const listener of listeners) listener.close();
     removePidFile();
@@ -176,6 +183,7 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
 
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
+  if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
   const load = (): CommandLine => parseCommandLine(argv, process.env);
   try {
@@ -196,7 +204,16 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     throw error;
   }
-  const output = createLogOutput(config.logFormat, config.logLevel);
+  let output: LogOutput;
+  try {
+    output = createLogOutput(config.logFormat, config.logLevel, {
+      errorLogFile: config.errorLogFile,
+      accessLogFile: config.accessLogFile,
+    });
+  } catch (error) {
+    process.stderr.write(`corral: error: cannot open a log file: ${(error as Error).message}\n`);
+    return ExitCode.runtime;
+  }
   try {
     return await serve(config, load, output);
   } catch (error) {

@@ -1,5 +1,6 @@
 import yargs from 'yargs';
 import { defaultBind, parseBind, type BindSpec } from './bind.js';
+import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
 import { UsageError } from './exit-codes.js';
 import { defaultPython } from './python.js';
 import { parseSize } from './resources.js';
@@ -40,6 +41,14 @@ export interface CorralConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   accessLog: boolean;
+  /** Where access records go: undefined = the main log, '-' = stdout, else a file. */
+  accessLogFile: string | undefined;
+  /** Where every other record goes: undefined = stdout, '-' = stderr, else a file. */
+  errorLogFile: string | undefined;
+  /** Address of the /metrics, /healthz and /readyz endpoints; undefined = off. */
+  metricsBind: TcpAddress | undefined;
+  /** The control socket's path (given, or derived from the pid file); undefined = none. */
+  controlSocket: string | undefined;
   uvicorn: UvicornSettings;
 }
 
@@ -82,6 +91,10 @@ function parser(argv: readonly string[]) {
       'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'Log level' },
       'log-format': { type: 'string', default: 'auto', choices: LOG_FORMATS, describe: 'Log format: json, pretty, or auto (pretty on a terminal)' },
       'access-log': { type: 'boolean', default: true, describe: 'Log every request (--no-access-log to turn off)' },
+      'access-logfile': { type: 'string', nargs: 1, describe: 'Write access records to this file (- for stdout) [default: the main log]' },
+      'error-logfile': { type: 'string', nargs: 1, describe: 'Write every other record to this file (- for stderr) [default: stdout]' },
+      'metrics-bind': { type: 'string', describe: 'Serve /metrics, /healthz and /readyz on HOST:PORT [default: off]' },
+      'control-socket': { type: 'string', describe: 'Unix socket for corral status/reload/scale/stop [default: next to the --pid file]' },
       'keep-alive': { type: 'number', default: 5, describe: 'Seconds to keep an idle connection open (uvicorn --timeout-keep-alive)' },
       'proxy-headers': { type: 'boolean', default: true, describe: 'Trust X-Forwarded-For/Proto from --forwarded-allow-ips' },
       'forwarded-allow-ips': { type: 'string', describe: 'Addresses trusted for proxy headers [default: $FORWARDED_ALLOW_IPS or 127.0.0.1]' },
@@ -130,6 +143,11 @@ function positiveInteger(option: string, text: string): number {
   if (!/^\s*\d+\s*$/.test(text) || !Number.isInteger(value) || value < 1) {
     throw new UsageError(`--${option} ${JSON.stringify(text)}: expected a whole number of 1 or more`);
   }
+  return value;
+}
+
+function nonEmpty(option: string, value: string | undefined): string | undefined {
+  if (value !== undefined && value.trim() === '') throw new UsageError(`--${option} "": expected a path`);
   return value;
 }
 
@@ -213,6 +231,10 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel: args['log-level'] as LogLevel,
     logFormat: args['log-format'] as LogFormat,
     accessLog: args['access-log'],
+    accessLogFile: nonEmpty('access-logfile', args['access-logfile']),
+    errorLogFile: nonEmpty('error-logfile', args['error-logfile']),
+    metricsBind: args['metrics-bind'] === undefined ? undefined : parseMetricsBind(args['metrics-bind']),
+    controlSocket: resolveControlSocket(nonEmpty('control-socket', args['control-socket']), args.pid),
     uvicorn,
   };
   return { kind: 'run', config };

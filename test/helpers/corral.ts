@@ -204,3 +204,45 @@ export async function groupMembers(pgid: number): Promise<number[]> {
   }
   return members;
 }
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `bin/corral.js ARGS` to completion (a client command such as `corral status`), killed after `timeoutMs`. */
+export function runCorralCommand(args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CORRAL, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The JSON records in a log file written so far (a missing file has none). */
+export function readRecords(file: string): LogRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogRecord);
+}
