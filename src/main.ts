@@ -5,13 +5,26 @@ import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { parseCommandLine, type CorralConfig } from './options.js';
 import { writePidFile } from './pidfile.js';
+import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
-import { bindAll, type Listener } from './sockets.js';
+import { attachNotifier, SystemdNotifier, watchdogIntervalMs } from './sd-notify.js';
+import { bindAll, systemdListenFds, type Listener } from './sockets.js';
+import { inheritanceFromEnvironment, pidFilePath, promotePidFile, startNewMaster, UpgradeChannel, UPGRADE_FROM, UPGRADE_FD, INHERITED_LISTENERS } from './upgrade.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
-const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
+const MASTER_ONLY_ENV = [
+  'LISTEN_FDS',
+  'LISTEN_PID',
+  'LISTEN_FDNAMES',
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+  UPGRADE_FROM,
+  UPGRADE_FD,
+  INHERITED_LISTENERS,
+];
 
 function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };
@@ -83,29 +96,67 @@ function installSignals(arbiter: Arbiter, log: Logger): () => void {
   };
 }
 
+/** Node as PID 1 reaps no orphans: a container needs tini (or `docker run --init`) in front. */
+function warnIfPidOne(log: Logger): void {
+  if (process.pid !== 1) return;
+  log.warn(
+    'corral runs as PID 1: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init',
+  );
+}
+
+/** Where the sockets come from, when not from --bind: said once, so a --bind that is ignored is no surprise. */
+function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean): void {
+  if (upgrading) {
+    log.info({ previousMaster: process.env[UPGRADE_FROM] }, 'upgrade: using the listen sockets of the previous master');
+  } else if (systemdListenFds(process.env).length > 0) {
+    log.info(
+      { fds: Number(process.env.LISTEN_FDS), names: process.env.LISTEN_FDNAMES, ignoredBinds: config.binds.length },
+      'systemd socket activation: using the sockets from LISTEN_FDS instead of --bind',
+    );
+  }
+}
+
 async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
   const log = output.logger;
+  const startCwd = process.cwd();
   let listeners: Listener[] = [];
   let removePidFile = () => undefined as void;
+  // Set when a USR2 upgrade has handed the sockets and the pid file to a new master.
+  let handedOver = false;
+  // Set in a new master until the previous one has exited: its unix socket files are still shared.
+  let awaitingPromotion = false;
   try {
-    listeners = await bindAll(config.binds, { unixMode: 0o777 & ~config.umask, env: process.env });
+    warnIfPidOne(log);
+    const inheritance = inheritanceFromEnvironment(process.env);
+    awaitingPromotion = inheritance !== undefined;
+    const identity = resolveWorkerIdentity(config.user, config.group, currentIds());
+    logSocketSource(config, log, inheritance !== undefined);
+    listeners = await bindAll(config.binds, {
+      unixMode: 0o777 & ~config.umask,
+      env: process.env,
+      inherited: inheritance?.listeners,
+      ...(identity ? { owner: { uid: identity.uid, gid: identity.gid } } : {}),
+    });
     const python = await preparePython(
       config.python,
       listeners.map((listener) => listener.fd),
       Number(config.uvicorn.backlog ?? 2048),
+      identity,
     );
-    if (config.pidFile) removePidFile = writePidFile(config.pidFile);
+    if (config.pidFile) removePidFile = writePidFile(pidFilePath(config.pidFile, inheritance !== undefined));
+    const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
         version: VERSION,
-        binds: listeners.map((listener) => listener.address),
+        binds: addresses,
+        ...(identity ? { user: identity.user, group: identity.group, uid: identity.uid, gid: identity.gid } : {}),
         workers: config.workers,
         python: python.executable,
         pythonVersion: python.python,
         uvicorn: python.uvicorn,
         app: config.app,
       },
-      `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
+      `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
     const env = workerEnvironment(process.env);
     const settings = workerSettings(config);
@@ -120,16 +171,90 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
         onOutput,
+        ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
     const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
     const removeSignals = installSignals(arbiter, log);
+
+    const notifySocket = process.env.NOTIFY_SOCKET;
+    const notifier = notifySocket ? new SystemdNotifier(config.python, notifySocket, log) : undefined;
+    const notifications = notifier
+      ? attachNotifier(arbiter, notifier, {
+          watchdogMs: watchdogIntervalMs(process.env),
+          staleMs: 3 * heartbeatInterval(config.timeout) * 1000,
+          log,
+        })
+      : undefined;
+
+    if (inheritance) {
+      // New master of a USR2 upgrade: report ready once every worker is, then wait for the old one to go.
+      const channel = new UpgradeChannel(inheritance.channelFd);
+      arbiter.once('all-ready', () => {
+        if (notifySocket) notifier?.send(`MAINPID=${process.pid}`);
+        channel.reportReady();
+      });
+      channel.onPreviousGone(() => {
+        awaitingPromotion = false;
+        if (config.pidFile) {
+          try {
+            promotePidFile(config.pidFile);
+            removePidFile = writePidFile(config.pidFile);
+          } catch (error) {
+            log.error({ err: error, pidFile: config.pidFile }, 'upgrade: could not move the pid file over');
+          }
+        }
+        log.info({ previousMaster: inheritance.previousPid, pidFile: config.pidFile }, 'upgrade: the previous master has exited; this master is in charge');
+      });
+    }
+
+    let upgrading = false;
+    process.on('SIGUSR2', () => {
+      log.info({ signal: 'SIGUSR2' }, 'signal received');
+      const refusal =
+        process.pid === 1
+          ? 'corral is PID 1: the old master exiting would end the container; roll out a new container instead'
+          : awaitingPromotion
+            ? 'this master is the new one of an upgrade still in progress; wait until the previous master has exited'
+            : upgrading
+              ? 'an upgrade is already in progress'
+              : arbiter.stopping
+                ? 'corral is stopping'
+                : undefined;
+      if (refusal) {
+        log.warn({ signal: 'SIGUSR2' }, `upgrade refused: ${refusal}`);
+        return;
+      }
+      upgrading = true;
+      const next = startNewMaster(listeners, startCwd);
+      log.info({ newMaster: next.pid }, 'upgrade: started a new master with the listen sockets; waiting for its workers');
+      void next.outcome.then((outcome) => {
+        if (!outcome.ok) {
+          upgrading = false;
+          log.error(
+            { newMaster: outcome.pid, code: outcome.code, signal: outcome.signal, error: outcome.error },
+            'upgrade failed: the new master exited before its workers were ready; this master keeps serving',
+          );
+          return;
+        }
+        handedOver = true;
+        notifications?.handOver();
+        log.info({ newMaster: outcome.pid }, 'upgrade: the new master is ready; draining this master and exiting');
+        arbiter.stop('graceful');
+      });
+    });
+
     const code = await arbiter.run();
     removeSignals();
-    log.info({ code }, 'corral stopped');
+    process.removeAllListeners('SIGUSR2');
+    notifications?.detach();
+    notifier?.close();
+    log.info({ code }, handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
     return code;
   } finally {
-    for (const listener of listeners) listener.close();
-    removePidFile();
+    // A unix socket file still served by the other master of an upgrade stays.
+    for (const listener of listeners) listener.close({ keepFile: handedOver || awaitingPromotion });
+    // The new master renames its <pid>.2 over the pid file once this one has exited.
+    if (!handedOver) removePidFile();
   }
 }
 

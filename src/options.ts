@@ -35,6 +35,9 @@ export interface CorralConfig {
   logFormat: LogFormat;
   accessLog: boolean;
   uvicorn: UvicornSettings;
+  /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/privileges.ts). */
+  user: string | undefined;
+  group: string | undefined;
 }
 
 export type CommandLine = { kind: 'run'; config: CorralConfig } | { kind: 'help'; text: string } | { kind: 'version' };
@@ -44,6 +47,12 @@ const UVICORN_CHOICES = {
   http: ['auto', 'h11', 'httptools'],
   ws: ['auto', 'none', 'websockets', 'websockets-sansio', 'wsproto'],
   lifespan: ['auto', 'on', 'off'],
+} as const;
+
+/** Deployment options: workers' user and group (src/privileges.ts). */
+const PRIVILEGE_OPTIONS = {
+  user: { alias: 'u', type: 'string', describe: 'Run the workers as this user (name or uid; corral must start as root)' },
+  group: { alias: 'g', type: 'string', describe: "Run the workers as this group [default: the user's primary group]" },
 } as const;
 
 function parser(argv: readonly string[]) {
@@ -86,6 +95,7 @@ function parser(argv: readonly string[]) {
       'ssl-certfile': { type: 'string', describe: 'TLS certificate file' },
       help: { alias: 'h', type: 'boolean', describe: 'Show this help' },
     })
+    .options(PRIVILEGE_OPTIONS)
     .strictOptions()
     .help(false)
     .version(false)
@@ -178,6 +188,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     logFormat: args['log-format'] as LogFormat,
     accessLog: args['access-log'],
     uvicorn,
+    user: args.user,
+    group: args.group,
   };
   return { kind: 'run', config };
 }

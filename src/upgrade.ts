@@ -1,0 +1,146 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { BindSpec } from './bind.js';
+import type { InheritedListener, Listener } from './sockets.js';
+
+/**
+ * USR2, the zero-downtime upgrade of the master itself (gunicorn's and nginx's scheme): the running
+ * master starts a new corral from the same command line with the listen sockets inherited; when the
+ * new master's workers are all ready it says so on a pipe, and the old master drains and exits. The
+ * new master notices the old one is gone by EOF on that pipe and takes over the pid file.
+ *
+ * Between the two masters, over the environment:
+ *   CORRAL_UPGRADE_FROM  the old master's pid
+ *   CORRAL_UPGRADE_FD    the new master's end of the pipe (the new master writes "ready")
+ *   CORRAL_LISTENERS     JSON [{fd, spec}]: which inherited descriptor is which address (like GUNICORN_FD)
+ */
+export const UPGRADE_FROM = 'CORRAL_UPGRADE_FROM';
+export const UPGRADE_FD = 'CORRAL_UPGRADE_FD';
+export const INHERITED_LISTENERS = 'CORRAL_LISTENERS';
+
+/** Descriptor of the pipe in the new master; its listen sockets follow it. */
+const CHANNEL_FD = 3;
+
+export interface UpgradeInheritance {
+  previousPid: number;
+  channelFd: number;
+  listeners: InheritedListener[];
+}
+
+function isBindSpec(value: unknown): value is BindSpec {
+  if (typeof value !== 'object' || value === null) return false;
+  const spec = value as Record<string, unknown>;
+  return (
+    (spec.kind === 'tcp' && typeof spec.host === 'string' && typeof spec.port === 'number') ||
+    (spec.kind === 'unix' && typeof spec.path === 'string') ||
+    (spec.kind === 'fd' && typeof spec.fd === 'number')
+  );
+}
+
+/** What a previous master handed down, or undefined when this corral was started normally. */
+export function inheritanceFromEnvironment(env: NodeJS.ProcessEnv): UpgradeInheritance | undefined {
+  const from = env[UPGRADE_FROM];
+  if (from === undefined) return undefined;
+  const previousPid = Number(from);
+  const channelFd = Number(env[UPGRADE_FD]);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(env[INHERITED_LISTENERS] ?? '');
+  } catch {
+    parsed = undefined;
+  }
+  const valid =
+    Number.isInteger(previousPid) &&
+    Number.isInteger(channelFd) &&
+    Array.isArray(parsed) &&
+    parsed.every((entry: { fd?: unknown; spec?: unknown }) => Number.isInteger(entry?.fd) && isBindSpec(entry?.spec));
+  if (!valid) {
+    throw new Error(`${UPGRADE_FROM} is set but ${UPGRADE_FD}/${INHERITED_LISTENERS} are not what corral writes; unset them`);
+  }
+  return { previousPid, channelFd, listeners: parsed as InheritedListener[] };
+}
+
+/** The new master's environment: the hand-over variables, none of systemd's socket ones. */
+export function newMasterEnvironment(env: NodeJS.ProcessEnv, listeners: readonly Listener[], pid = process.pid): NodeJS.ProcessEnv {
+  const next: NodeJS.ProcessEnv = { ...env };
+  // The sockets come by CORRAL_LISTENERS now; LISTEN_PID would name the old master anyway.
+  for (const name of ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'WATCHDOG_PID']) delete next[name];
+  next[UPGRADE_FROM] = String(pid);
+  next[UPGRADE_FD] = String(CHANNEL_FD);
+  next[INHERITED_LISTENERS] = JSON.stringify(listeners.map((listener, index) => ({ fd: CHANNEL_FD + 1 + index, spec: listener.spec })));
+  return next;
+}
+
+/** The pid file a master writes: `<pid>.2` while it is the new master of an unfinished upgrade. */
+export function pidFilePath(pidFile: string, upgrading: boolean): string {
+  return upgrading ? `${pidFile}.2` : pidFile;
+}
+
+export type UpgradeOutcome = { ok: true; pid: number } | { ok: false; pid: number | undefined; code: number | null; signal: NodeJS.Signals | null; error?: string };
+
+/**
+ * Old master side: starts the new master with the sockets and waits until it reports ready, or exits.
+ * The pipe stays open for this process's whole life: its EOF tells the new master it has taken over.
+ */
+export function startNewMaster(listeners: readonly Listener[], cwd: string): { pid: number | undefined; outcome: Promise<UpgradeOutcome> } {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    cwd,
+    // Same stdout and stderr: the new master's log continues where the old one's goes.
+    stdio: ['ignore', 'inherit', 'inherit', 'pipe', ...listeners.map((listener) => listener.fd)],
+    env: newMasterEnvironment(process.env, listeners),
+  });
+  const outcome = new Promise<UpgradeOutcome>((resolve) => {
+    const channel = child.stdio[CHANNEL_FD] as Readable;
+    channel.on('error', () => undefined);
+    createInterface({ input: channel }).on('line', (line) => {
+      if (line.trim() === 'ready') resolve({ ok: true, pid: child.pid! });
+    });
+    child.once('error', (error) => resolve({ ok: false, pid: child.pid, code: null, signal: null, error: error.message }));
+    child.once('exit', (code, signal) => resolve({ ok: false, pid: child.pid, code, signal }));
+  });
+  // Once handed over, the old master must not wait for the new one (it outlives it).
+  child.unref();
+  (child.stdio[CHANNEL_FD] as net.Socket | null)?.unref?.();
+  return { pid: child.pid, outcome };
+}
+
+/** New master side: the pipe to the previous master. */
+export class UpgradeChannel {
+  private readonly socket: net.Socket;
+
+  constructor(fd: number) {
+    this.socket = new net.Socket({ fd, readable: true, writable: true });
+    this.socket.on('error', () => undefined);
+    // Nothing is read but EOF; keep the data flowing so EOF is seen.
+    this.socket.resume();
+  }
+
+  /** Tells the previous master every worker here is ready. */
+  reportReady(): void {
+    if (this.socket.writable) this.socket.write('ready\n');
+  }
+
+  /** Called once the previous master has exited (or died): this master now owns the pid file. */
+  onPreviousGone(callback: () => void): void {
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      callback();
+    };
+    this.socket.once('end', once);
+    this.socket.once('close', once);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** The new master takes the pid file over: `<pid>.2` becomes `<pid>` in one atomic rename. */
+export function promotePidFile(pidFile: string): void {
+  fs.renameSync(pidFilePath(pidFile, true), pidFile);
+}
