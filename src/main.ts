@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { createLogOutput, type LogOutput } from './logger.js';
-import { parseCommandLine, type CorralConfig } from './options.js';
+import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
 import { writePidFile } from './pidfile.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
+import { Recycler, type RecyclingSettings } from './recycling.js';
 import { attachNotifier, SystemdNotifier, watchdogIntervalMs } from './sd-notify.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { inheritanceFromEnvironment, pidFilePath, promotePidFile, startNewMaster, UpgradeChannel, UPGRADE_FROM, UPGRADE_FD, INHERITED_LISTENERS } from './upgrade.js';
@@ -38,6 +39,15 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     timeoutMs: config.timeout * 1000,
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
+  };
+}
+
+export function recyclingSettings(config: CorralConfig): RecyclingSettings {
+  return {
+    maxMemory: config.maxMemory,
+    sampleIntervalMs: config.memoryCheckInterval * 1000,
+    maxLifetimeMs: config.maxWorkerLifetime * 1000,
+    maxLifetimeJitterMs: config.maxWorkerLifetimeJitter * 1000,
   };
 }
 
@@ -75,12 +85,12 @@ function routeWorkerOutput(output: LogOutput) {
   };
 }
 
-function installSignals(arbiter: Arbiter, log: Logger): () => void {
+function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () => void {
   const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
     SIGTERM: () => arbiter.stop('graceful'),
     SIGINT: () => arbiter.stop('quick'),
     SIGQUIT: () => arbiter.stop('quick'),
-    SIGHUP: () => arbiter.requestRollingRestart('SIGHUP'),
+    SIGHUP: reload,
     SIGTTIN: () => arbiter.requestScaleUp(),
     SIGTTOU: () => arbiter.requestScaleDown(),
     SIGWINCH: () => undefined,
@@ -116,7 +126,24 @@ function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean):
   }
 }
 
-async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+/**
+ * HUP re-reads the configuration as it was given (command line and environment). What needs a new
+ * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
+ */
+function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log: Logger): CorralConfig | undefined {
+  let parsed;
+  try {
+    parsed = load();
+  } catch (error) {
+    log.error({ err: error }, 'the configuration could not be re-read; restarting with the previous one');
+    return undefined;
+  }
+  if (parsed.kind !== 'run') return undefined;
+  const next = { ...parsed.config, binds: current.binds, python: current.python, workers: current.workers };
+  return next;
+}
+
+async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const log = output.logger;
   const startCwd = process.cwd();
   let listeners: Listener[] = [];
@@ -159,22 +186,36 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
       `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
     const env = workerEnvironment(process.env);
-    const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
+    let current = config;
+    let settings = workerSettings(current);
+    // Reads the live configuration at each spawn, so a HUP's re-read reaches every new worker.
     const spawnWorker: SpawnWorker = (spec) =>
       new ProcessWorker(spec, {
-        python: config.python,
+        python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
         env,
         settings,
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
-        gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
+        gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
         ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
-    const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
-    const removeSignals = installSignals(arbiter, log);
+    const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    const recycler = new Recycler(arbiter, recyclingSettings(current), log);
+    recycler.start();
+    const reload = (): void => {
+      const next = rereadConfiguration(load, current, log);
+      if (next) {
+        current = next;
+        settings = workerSettings(next);
+        arbiter.updateSettings(arbiterSettings(next));
+        recycler.updateSettings(recyclingSettings(next));
+      }
+      arbiter.requestRollingRestart('SIGHUP');
+    };
+    const removeSignals = installSignals(arbiter, log, reload);
 
     const notifySocket = process.env.NOTIFY_SOCKET;
     const notifier = notifySocket ? new SystemdNotifier(config.python, notifySocket, log) : undefined;
@@ -261,8 +302,9 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   let config: CorralConfig;
+  const load = (): CommandLine => parseCommandLine(argv, process.env);
   try {
-    const parsed = parseCommandLine(argv, process.env);
+    const parsed = load();
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -281,7 +323,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   }
   const output = createLogOutput(config.logFormat, config.logLevel);
   try {
-    return await serve(config, output);
+    return await serve(config, load, output);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);
