@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, groupMembers, isAlive, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { Corral, freePort, get, groupMembers, isAlive, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
 
 const SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate';
 const RECEIVER = path.join(ROOT, 'test', 'helpers', 'notify_receiver.py');
@@ -193,5 +193,65 @@ describe('socket activation', () => {
     }
     corral.signal('SIGTERM');
     expect(await corral.waitForExit()).toBe(0);
+  });
+});
+
+/** `Key=value` lines of a unit file's section, in order (repeated keys kept). */
+function unitSettings(file: string): [string, string][] {
+  return fs
+    .readFileSync(path.join(ROOT, file), 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => /^[A-Za-z]+=/.test(line))
+    .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as [string, string]);
+}
+
+describe('examples/systemd', () => {
+  const available = fs.existsSync(SOCKET_ACTIVATE);
+
+  it.skipIf(!available)('the units work: ExecStart on the socket unit\'s socket, READY=1, ExecReload, stop', async () => {
+    const service = unitSettings('examples/systemd/corral.service');
+    const socketUnit = unitSettings('examples/systemd/corral.socket');
+    const get1 = (settings: [string, string][], key: string) => settings.find(([name]) => name === key)?.[1];
+    expect(get1(service, 'Type')).toBe('notify');
+    expect(get1(service, 'KillMode')).toBe('mixed');
+    // systemd's stop timeout must outlast corral's drain.
+    const execStart = get1(service, 'ExecStart')!.split(/\s+/);
+    const graceful = Number(execStart[execStart.indexOf('--graceful-timeout') + 1]);
+    expect(Number(get1(service, 'TimeoutStopSec'))).toBeGreaterThan(graceful);
+
+    // The unit's command line, with /opt/corral being this checkout; on loopback and a free port here.
+    expect(execStart.slice(0, 2)).toEqual(['/usr/bin/node', '/opt/corral/bin/corral.js']);
+    const args = execStart.slice(2).map((word) => word.replaceAll('/opt/corral', ROOT));
+    const listen = get1(socketUnit, 'ListenStream')!;
+    const port = await freePort();
+    const address = listen.replace(/^0\.0\.0\.0:\d+$/, `127.0.0.1:${port}`);
+    const notify = new NotifySocket(tmpDir());
+    await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
+    // systemd-socket-activate drops NOTIFY_SOCKET and WATCHDOG_USEC from its own environment: -E passes them.
+    const corral = new Corral(args, {
+      wrapper: [
+        SOCKET_ACTIVATE,
+        '-l',
+        address,
+        `--fdname=${get1(socketUnit, 'FileDescriptorName')}`,
+        '-E',
+        `NOTIFY_SOCKET=${notify.path}`,
+        '-E',
+        `WATCHDOG_USEC=${Number(get1(service, 'WatchdogSec')) * 1_000_000}`,
+      ],
+      env: { CORRAL_LOG_FORMAT: 'json' },
+    });
+    await waitFor(async () => (await get({ port }, '/', 30_000).catch(() => undefined))?.status === 200, 30_000, 'the first request through the activated socket');
+    await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
+    // ExecReload=/bin/kill -HUP $MAINPID
+    expect(get1(service, 'ExecReload')).toBe('/bin/kill -HUP $MAINPID');
+    process.kill(corral.pid, 'SIGHUP');
+    await notify.waitForMessage((m) => m.startsWith('RELOADING=1'), 'RELOADING=1');
+    await corral.waitForLog((r) => r.msg === 'rolling restart complete');
+    process.kill(corral.pid, get1(service, 'KillSignal') as NodeJS.Signals);
+    expect(await corral.waitForExit()).toBe(0);
+    await notify.waitForMessage((m) => m.startsWith('STOPPING=1'), 'STOPPING=1');
+    expect(notify.states()).toEqual(['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1']);
   });
 });
