@@ -4,6 +4,7 @@ import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { BindSpec } from './bind.js';
+import { UsageError } from './exit-codes.js';
 import type { InheritedListener, Listener } from './sockets.js';
 
 /**
@@ -58,7 +59,7 @@ export function inheritanceFromEnvironment(env: NodeJS.ProcessEnv): UpgradeInher
     Array.isArray(parsed) &&
     parsed.every((entry: { fd?: unknown; spec?: unknown }) => Number.isInteger(entry?.fd) && isBindSpec(entry?.spec));
   if (!valid) {
-    throw new Error(`${UPGRADE_FROM} is set but ${UPGRADE_FD}/${INHERITED_LISTENERS} are not what corral writes; unset them`);
+    throw new UsageError(`${UPGRADE_FROM} is set but ${UPGRADE_FD}/${INHERITED_LISTENERS} are not what corral writes; unset them`);
   }
   return { previousPid, channelFd, listeners: parsed as InheritedListener[] };
 }
