@@ -293,7 +293,8 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
     `SIGHUP to the master ${setting(s, 'hupLeadS')} s into the load; "replaced" = every old worker pid gone and as many new ` +
     'workers ready as configured. Fresh connections: a Node loop with one connection per request ' +
     `(concurrency ${setting(s, 'freshConcurrency')}); keep-alive: wrk -c${setting(s, 'wrkConnections')}. The load runs ` +
-    `until ${setting(s, 'hupTailS')} s after the replacement. Failed = socket errors + non-2xx.`,
+    `until ${setting(s, 'hupTailS')} s after the replacement. Failed = socket errors + non-2xx, summed over the rounds ` +
+    `(${setting(s, 'hupRoundsText')}); "replaced" is their median.`,
   reload: (s) =>
     `A copy of the app in a temp dir; each save rewrites app.py with a wrapper that adds a revision header; time from the ` +
     `write until a response carries the new revision; ${setting(s, 'reloadSaves')} saves.`,
@@ -319,6 +320,14 @@ interface BarGroup {
   bars: Array<{ server: ServerName; value: number | undefined; text: string }>;
 }
 
+/** The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10^k) at or above v: the top of an axis. */
+export function niceCeiling(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v * (1 - 1e-12)) return m * p;
+  return 10 * p;
+}
+
 /** One panel of grouped bars. `shared` = one scale for all groups; otherwise each group is scaled
  *  to its own maximum (for figures of very different sizes) and every bar carries its value. */
 function barPanel(title: string, groups: BarGroup[], y0: number, width: number, shared: boolean): { svg: string; height: number } {
@@ -330,7 +339,7 @@ function barPanel(title: string, groups: BarGroup[], y0: number, width: number, 
   const out: string[] = [];
   out.push(`<text x="${left}" y="${y0 + 18}" font-size="14" font-weight="bold">${esc(title)}</text>`);
   out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`);
-  const globalMax = Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0)));
+  const globalMax = niceCeiling(Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0))));
   if (shared) {
     for (const f of [0.25, 0.5, 0.75, 1]) {
       const y = top + plotH - f * plotH;

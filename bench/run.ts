@@ -26,7 +26,9 @@ const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>
   ['idle', idle],
 ];
 
-const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi] [--out NAME] [--keep-logs]
+const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
+                        [--workers N[,...]] [--rounds N] [--out NAME] [--keep-logs]
+  --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
   servers:   ${SERVER_NAMES.join(', ')}`;
 
@@ -51,6 +53,8 @@ async function main(): Promise<number> {
       apps: { type: 'string' },
       out: { type: 'string' },
       'keep-logs': { type: 'boolean', default: false },
+      workers: { type: 'string' },
+      rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -70,7 +74,32 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const partial = only !== undefined || values.servers !== undefined || values.apps !== undefined;
+  const settings = { ...(quick ? QUICK : FULL) };
+  if (values.workers !== undefined) {
+    const ws = values.workers.split(',').map(Number);
+    if (ws.some((w) => !Number.isInteger(w) || w < 1)) {
+      console.error(`bench: --workers wants positive integers, got "${values.workers}"`);
+      process.exit(2);
+    }
+    settings.throughputWorkers = ws;
+    settings.launchWorkers = ws;
+    settings.hupWorkers = ws;
+    settings.killWorkers = Math.max(2, ws[0]!);
+    settings.idleWorkers = ws[ws.length - 1]!;
+  }
+  if (values.rounds !== undefined) {
+    const n = Number(values.rounds);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`bench: --rounds wants a positive integer, got "${values.rounds}"`);
+      process.exit(2);
+    }
+    settings.rounds = n;
+    settings.launchRepeats = n;
+    settings.killRepeats = n;
+    settings.hupRounds = () => n;
+  }
+  const partial =
+    only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
   const mode: BenchReport['mode'] = quick ? 'quick' : partial ? 'partial' : 'full';
   const outName = values.out ?? (quick ? 'quick' : partial ? 'partial' : 'latest');
 
@@ -79,7 +108,7 @@ async function main(): Promise<number> {
   const stamp = (): string => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
   const ctx: Ctx = {
     quick,
-    settings: quick ? QUICK : FULL,
+    settings,
     servers,
     apps,
     workDir,
@@ -103,7 +132,12 @@ async function main(): Promise<number> {
   const report: BenchReport = {
     mode,
     machine: describeMachine(),
-    settings: { ...ctx.settings, servers, apps: appNames },
+    settings: {
+      ...ctx.settings,
+      hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
+      servers,
+      apps: appNames,
+    },
     durationS: (performance.now() - t0) / 1000,
     rows: ctx.rows,
   };

@@ -293,8 +293,8 @@ export class RunningServer {
   /** Throws when the master is gone (so that a poll does not wait for its whole deadline). */
   assertAlive(): void {
     if (!this.alive) {
-      const how = this.exitSignal ? `signal ${this.exitSignal}` : `code ${this.exitCode ?? '?'}`;
-      throw new LaunchError(`${this.name} exited (${how}); last log lines:\n${this.logTail()}`);
+      const how = this.exitSignal ? ` (signal ${this.exitSignal})` : this.exitCode !== null ? ` (code ${this.exitCode})` : '';
+      throw new LaunchError(`${this.name}'s master exited${how}; last log lines:\n${this.logTail()}`);
     }
   }
 

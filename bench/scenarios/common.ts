@@ -29,6 +29,8 @@ export interface Settings {
   killWorkers: number;
   hupWorkers: number[];
   hupLoads: Array<'fresh' | 'keep-alive'>;
+  /** rounds of the HUP scenario for a worker count (a 32-worker granian restart takes 2 min) */
+  hupRounds: (workers: number) => number;
   hupLeadS: number;
   hupTailS: number;
   freshConcurrency: number;
@@ -53,6 +55,7 @@ export const FULL: Settings = {
   killWorkers: 2,
   hupWorkers: [2, 8, 32],
   hupLoads: ['fresh', 'keep-alive'],
+  hupRounds: (workers) => (workers >= 32 ? 1 : 2),
   hupLeadS: 1,
   hupTailS: 1,
   freshConcurrency: 8,
@@ -73,6 +76,7 @@ export const QUICK: Settings = {
   launchWorkers: [2],
   killRepeats: 1,
   hupWorkers: [2],
+  hupRounds: () => 1,
   reloadSaves: 5,
   idleSettleS: 1,
   idleSampleS: 3,
@@ -180,10 +184,12 @@ export class ConfigRun {
   }
 }
 
-const firstLine = (s: string): string => {
+/** A one-line summary of an error message that may carry a log tail or a traceback: its first
+ *  line and the last line that names an error. */
+export const firstLine = (s: string): string => {
   const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
-  // keep the most telling line of a Python traceback too
-  const last = lines.length > 1 ? lines[lines.length - 1] : undefined;
+  const telling = [...lines].reverse().find((l) => /(Error|Exception|error:|fatal)/.test(l));
+  const last = telling ?? (lines.length > 1 ? lines[lines.length - 1] : undefined);
   return last && last !== lines[0] ? `${lines[0]} … ${last}` : (lines[0] ?? s);
 };
 

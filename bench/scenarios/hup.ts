@@ -39,7 +39,7 @@ export async function hup(ctx: Ctx): Promise<void> {
           const why = SERVERS[server].unsupported.hup;
           if (why) run.markUnsupported(server, why);
         }
-        for (let round = 0; round < s.rounds; round++) {
+        for (let round = 0; round < s.hupRounds(workers); round++) {
           for (const server of rotate(ctx.servers, round + seq)) {
             await run.measure(server, async (): Promise<Record<string, number>> => {
               const port = await freePort();

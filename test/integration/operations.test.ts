@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -83,6 +84,29 @@ describe('rolling restart (SIGHUP)', () => {
   });
 });
 
+describe('long-lived responses', () => {
+  it('an open event stream does not hold a rolling restart past --graceful-timeout', async () => {
+    const port = await freePort();
+    const corral = startCorral(['-w', '1', '--graceful-timeout', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const [old] = await corral.waitForReadyWorkers(1);
+    let streamEnded = false;
+    const request = http.get({ port, host: '127.0.0.1', path: '/stream', agent: false }, (response) => {
+      response.resume();
+      response.on('close', () => (streamEnded = true));
+    });
+    request.on('error', () => (streamEnded = true));
+    await corral.waitForLog((r) => r.msg === '/stream started');
+    corral.signal('SIGHUP');
+    await corral.waitForLog((r) => r.msg === 'rolling restart complete');
+    const drainStarted = Date.now();
+    // The bound: --graceful-timeout (2 s) plus the master's 0.5 s backstop, with slack for a busy machine.
+    await waitFor(() => !isAlive(old!), 5_000, 'the old worker to exit despite the open stream');
+    expect(Date.now() - drainStarted).toBeLessThan(5_000);
+    await waitFor(() => streamEnded, 2_000, 'the stream to end');
+    expect((await get({ port })).status).toBe(200);
+  });
+});
+
 describe('worker health', () => {
   it('replaces a worker whose event loop is blocked, logging the blocking line', async () => {
     const port = await freePort();
@@ -153,6 +177,25 @@ describe('recycling', () => {
     await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === pid && r.reason === 'max-memory', 15_000);
     const [replacement] = await corral.waitForReadyWorkers(1);
     expect(replacement).not.toBe(pid);
+  });
+});
+
+describe('lifetime', () => {
+  it('recycles workers after --max-worker-lifetime, replacement first', async () => {
+    const port = await freePort();
+    const corral = startCorral([
+      '-w', '1', '--max-worker-lifetime', '1', '--memory-check-interval', '0.5', '-b', `127.0.0.1:${port}`,
+      '--app-dir', TEST_APPS, 'app:app',
+    ]);
+    const [first] = await corral.waitForReadyWorkers(1);
+    const recycled = await corral.waitForLog((r) => r.msg === 'recycling worker: starting its replacement' && r.pid === first, 15_000);
+    expect(recycled.reason).toBe('max-lifetime');
+    await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === first && r.reason === 'max-lifetime', 15_000);
+    // The replacement was ready before the old worker drained.
+    const readyAt = corral.records.findIndex((r) => r.msg === 'worker ready' && r.pid !== first);
+    const stoppedAt = corral.records.findIndex((r) => r.msg === 'worker exited' && r.pid === first);
+    expect(readyAt).toBeGreaterThan(-1);
+    expect(readyAt).toBeLessThan(stoppedAt);
   });
 });
 

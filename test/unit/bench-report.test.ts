@@ -5,6 +5,7 @@ import {
   formatCell,
   formatRatio,
   METRICS,
+  niceCeiling,
   ratio,
   renderMarkdown,
   renderSvg,
@@ -13,7 +14,7 @@ import {
   type ResultRow,
 } from '../../bench/report.js';
 import { parseCorralReady } from '../../bench/servers.js';
-import { rotate } from '../../bench/scenarios/common.js';
+import { firstLine, rotate } from '../../bench/scenarios/common.js';
 import { revisedSource } from '../../bench/scenarios/reload.js';
 
 // Real wrk 4.1.0 output (Debian), with --latency.
@@ -216,5 +217,24 @@ describe('harness helpers', () => {
     const src = revisedSource('async def app(scope, receive, send):\n    pass\n', 3);
     expect(src).toContain('_bench_inner_app_3 = app');
     expect(src).toContain('b"x-bench-revision", b"3"');
+  });
+});
+
+describe('error summaries', () => {
+  it('keeps the first line and the last line that names an error', () => {
+    const msg = "corral's master exited; last log lines:\n{\"msg\":\"worker exited\"}\nTypeError: Cannot read properties of null (reading 'memory')\n    at sampleTrees\n\nNode.js v20.20.2";
+    expect(firstLine(msg)).toBe("corral's master exited; last log lines: … TypeError: Cannot read properties of null (reading 'memory')");
+    expect(firstLine('timed out after 30.0 s')).toBe('timed out after 30.0 s');
+  });
+});
+
+describe('chart axis', () => {
+  it('rounds the top of the axis up to a round number', () => {
+    expect(niceCeiling(50249)).toBe(60000);
+    expect(niceCeiling(43000)).toBe(50000);
+    expect(niceCeiling(21000)).toBe(25000);
+    expect(niceCeiling(2000)).toBe(2000);
+    expect(niceCeiling(0.37)).toBe(0.4);
+    expect(niceCeiling(0)).toBe(1);
   });
 });
