@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { startLoad } from '../helpers/load.js';
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -76,7 +77,9 @@ describe('USR2: upgrading the master', () => {
 
     const tcpLoad = new Load({ port }, 4, 20_000);
     const unixLoad = new Load({ socketPath }, 1, 5_000);
-    await waitFor(() => tcpLoad.ok >= 50 && unixLoad.ok >= 10, 20_000, 'the load to get going');
+    // And keep-alive clients: the old workers must close their connections without a reset.
+    const keepAlive = startLoad({ port, connections: 8, keepAlive: true, maxMs: 60_000 });
+    await waitFor(() => tcpLoad.ok >= 50 && unixLoad.ok >= 10 && keepAlive.result.ok >= 50, 20_000, 'the load to get going');
 
     // Watch the pid file for the new master's <pid>.2 while the upgrade runs.
     let secondPidFile: number | undefined;
@@ -101,8 +104,10 @@ describe('USR2: upgrading the master', () => {
     expect(newWorkers).toHaveLength(2);
     const before = tcpLoad.answeredByAnyOf(newWorkers) + unixLoad.answeredByAnyOf(newWorkers);
     await waitFor(() => tcpLoad.answeredByAnyOf(newWorkers) + unixLoad.answeredByAnyOf(newWorkers) >= before + 50, 20_000, 'requests answered by the new workers');
+    const keepAliveResult = await keepAlive.stop();
     await Promise.all([tcpLoad.stop(), unixLoad.stop()]);
-    expect([...tcpLoad.failures, ...unixLoad.failures]).toEqual([]);
+    expect([...tcpLoad.failures, ...unixLoad.failures, ...keepAliveResult.errors]).toEqual([]);
+    expect(keepAliveResult.failed).toBe(0);
     expect(tcpLoad.answeredByAnyOf(oldWorkers)).toBeGreaterThan(0);
     expect(unixLoad.answeredByAnyOf(newWorkers)).toBeGreaterThan(0);
 
