@@ -10,7 +10,18 @@ import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
 import { attachNotifier, SystemdNotifier, watchdogIntervalMs } from './sd-notify.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
-import { inheritanceFromEnvironment, pidFilePath, promotePidFile, startNewMaster, UpgradeChannel, UPGRADE_FROM, UPGRADE_FD, INHERITED_LISTENERS } from './upgrade.js';
+import {
+  containerInitParent,
+  inheritanceFromEnvironment,
+  INHERITED_LISTENERS,
+  pidFilePath,
+  promotePidFile,
+  startNewMaster,
+  UpgradeChannel,
+  upgradeRefusal,
+  UPGRADE_FD,
+  UPGRADE_FROM,
+} from './upgrade.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 
@@ -251,16 +262,13 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
     let upgrading = false;
     process.on('SIGUSR2', () => {
       log.info({ signal: 'SIGUSR2' }, 'signal received');
-      const refusal =
-        process.pid === 1
-          ? 'corral is PID 1: the old master exiting would end the container; roll out a new container instead'
-          : awaitingPromotion
-            ? 'this master is the new one of an upgrade still in progress; wait until the previous master has exited'
-            : upgrading
-              ? 'an upgrade is already in progress'
-              : arbiter.stopping
-                ? 'corral is stopping'
-                : undefined;
+      const refusal = upgradeRefusal({
+        pid: process.pid,
+        containerInit: containerInitParent(),
+        awaitingPromotion,
+        upgrading,
+        stopping: arbiter.stopping,
+      });
       if (refusal) {
         log.warn({ signal: 'SIGUSR2' }, `upgrade refused: ${refusal}`);
         return;

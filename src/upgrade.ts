@@ -145,3 +145,36 @@ export class UpgradeChannel {
 export function promotePidFile(pidFile: string): void {
   fs.renameSync(pidFilePath(pidFile, true), pidFile);
 }
+
+/** Container init programs that exit when their child does: an upgrade under them ends the container. */
+const CONTAINER_INITS = new Set(['tini', 'docker-init', 'dumb-init', 'catatonit']);
+
+/** The name of the parent process when it is such an init, else undefined. */
+export function containerInitParent(ppid = process.ppid): string | undefined {
+  try {
+    const name = fs.readFileSync(`/proc/${ppid}/comm`, 'utf8').trim();
+    return CONTAINER_INITS.has(name) ? name : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface UpgradeState {
+  pid: number;
+  containerInit: string | undefined;
+  awaitingPromotion: boolean;
+  upgrading: boolean;
+  stopping: boolean;
+}
+
+/** Why a USR2 cannot be carried out now, or undefined when it can. */
+export function upgradeRefusal(state: UpgradeState): string | undefined {
+  if (state.pid === 1) return 'corral is PID 1: the old master exiting would end the container; roll out a new container instead';
+  if (state.containerInit) {
+    return `corral runs under ${state.containerInit}, which exits with it: the old master exiting would end the container; roll out a new container instead`;
+  }
+  if (state.awaitingPromotion) return 'this master is the new one of an upgrade still in progress; wait until the previous master has exited';
+  if (state.upgrading) return 'an upgrade is already in progress';
+  if (state.stopping) return 'corral is stopping';
+  return undefined;
+}

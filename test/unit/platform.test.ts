@@ -3,7 +3,7 @@ import { UsageError } from '../../src/exit-codes.js';
 import { parseAccountLine, resolveWorkerIdentity, type AccountLookup } from '../../src/privileges.js';
 import { statusText, watchdogIntervalMs, workersHealthy } from '../../src/sd-notify.js';
 import type { Listener } from '../../src/sockets.js';
-import { inheritanceFromEnvironment, newMasterEnvironment, pidFilePath } from '../../src/upgrade.js';
+import { inheritanceFromEnvironment, newMasterEnvironment, pidFilePath, upgradeRefusal } from '../../src/upgrade.js';
 
 const accounts: AccountLookup = (database, key) => {
   const passwd = [
@@ -107,5 +107,15 @@ describe('USR2 hand-over', () => {
   it("writes the new master's pid file beside the old one's, as gunicorn does", () => {
     expect(pidFilePath('/run/corral.pid', false)).toBe('/run/corral.pid');
     expect(pidFilePath('/run/corral.pid', true)).toBe('/run/corral.pid.2');
+  });
+
+  it('refuses USR2 where the old master exiting would end the container, or while one is under way', () => {
+    const base = { pid: 4242, containerInit: undefined, awaitingPromotion: false, upgrading: false, stopping: false };
+    expect(upgradeRefusal(base)).toBeUndefined();
+    expect(upgradeRefusal({ ...base, pid: 1 })).toMatch(/^corral is PID 1/);
+    expect(upgradeRefusal({ ...base, containerInit: 'tini' })).toMatch(/^corral runs under tini, which exits with it/);
+    expect(upgradeRefusal({ ...base, awaitingPromotion: true })).toMatch(/upgrade still in progress/);
+    expect(upgradeRefusal({ ...base, upgrading: true })).toBe('an upgrade is already in progress');
+    expect(upgradeRefusal({ ...base, stopping: true })).toBe('corral is stopping');
   });
 });
