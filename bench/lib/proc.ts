@@ -329,6 +329,7 @@ export function firstAnswer(
     intervalMs?: number;
     probeTimeoutMs?: number;
     maxOutstanding?: number;
+    /** whether this answer counts; may throw to abort with that error */
     accept?: (r: HttpAnswer) => boolean;
     /** called before each probe; throw to abort (e.g. the server died) */
     check?: () => void;
@@ -362,7 +363,11 @@ export function firstAnswer(
       httpGet(port, '/', probeTimeoutMs).then(
         (res) => {
           outstanding--;
-          if (accept(res)) finish(undefined, now());
+          try {
+            if (accept(res)) finish(undefined, now());
+          } catch (e) {
+            finish(e as Error);
+          }
         },
         () => {
           outstanding--;

@@ -17,6 +17,16 @@ const signalAll = (pids: number[], sig: NodeJS.Signals): void => {
   }
 };
 
+/** The pid in a JSON answer such as the FastAPI example's {"pid": 123}, if any. */
+export function answeringPid(body: string): number | undefined {
+  try {
+    const v = (JSON.parse(body) as { pid?: unknown }).pid;
+    return typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function kill(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   const workers = s.killWorkers;
@@ -52,6 +62,13 @@ export async function kill(ctx: Ctx): Promise<void> {
               const tAnswer = await firstAnswer(port, `${server}: an answer from the replacement ${fresh.join(',')}`, {
                 timeoutMs: 30_000,
                 check: () => srv.assertAlive(),
+                // the FastAPI example says which pid answered: a stopped survivor must never answer
+                accept: (res) => {
+                  if (res.status !== 200) return false;
+                  const pid = answeringPid(res.body);
+                  if (pid !== undefined && survivors.includes(pid)) throw new Error(`stopped worker ${pid} answered`);
+                  return true;
+                },
               });
               return { respawnS: (tPid - t0) / 1000, answerS: (tAnswer - t0) / 1000 };
             } finally {
