@@ -18,9 +18,11 @@ function tmpDir(): string {
   return dir;
 }
 
+/** The pid in the file; undefined while it is missing or still empty (it is created, then written). */
 function readPid(file: string): number | undefined {
   try {
-    return Number(fs.readFileSync(file, 'utf8').trim());
+    const text = fs.readFileSync(file, 'utf8').trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;
   }
