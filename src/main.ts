@@ -4,24 +4,12 @@ import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
-import { writePidFile } from './pidfile.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
-import { attachNotifier, SystemdNotifier, watchdogIntervalMs } from './sd-notify.js';
+import { startSystemdNotifications } from './sd-notify.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
-import {
-  containerInitParent,
-  inheritanceFromEnvironment,
-  INHERITED_LISTENERS,
-  pidFilePath,
-  promotePidFile,
-  startNewMaster,
-  UpgradeChannel,
-  upgradeRefusal,
-  UPGRADE_FD,
-  UPGRADE_FROM,
-} from './upgrade.js';
+import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 
@@ -158,15 +146,11 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
   const log = output.logger;
   const startCwd = process.cwd();
   let listeners: Listener[] = [];
-  let removePidFile = () => undefined as void;
-  // Set when a USR2 upgrade has handed the sockets and the pid file to a new master.
-  let handedOver = false;
-  // Set in a new master until the previous one has exited: its unix socket files are still shared.
-  let awaitingPromotion = false;
+  let upgrades: MasterUpgrades | undefined;
   try {
     warnIfPidOne(log);
     const inheritance = inheritanceFromEnvironment(process.env);
-    awaitingPromotion = inheritance !== undefined;
+    upgrades = new MasterUpgrades(inheritance, config.pidFile, startCwd, log);
     const identity = resolveWorkerIdentity(config.user, config.group, currentIds());
     logSocketSource(config, log, inheritance !== undefined);
     listeners = await bindAll(config.binds, {
@@ -181,7 +165,7 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
       Number(config.uvicorn.backlog ?? 2048),
       identity,
     );
-    if (config.pidFile) removePidFile = writePidFile(pidFilePath(config.pidFile, inheritance !== undefined));
+    upgrades.writePidFile();
     const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
@@ -228,82 +212,29 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
     };
     const removeSignals = installSignals(arbiter, log, reload);
 
-    const notifySocket = process.env.NOTIFY_SOCKET;
-    const notifier = notifySocket ? new SystemdNotifier(config.python, notifySocket, log) : undefined;
-    const notifications = notifier
-      ? attachNotifier(arbiter, notifier, {
-          watchdogMs: watchdogIntervalMs(process.env),
-          staleMs: 3 * heartbeatInterval(config.timeout) * 1000,
-          log,
-        })
-      : undefined;
+    const systemd = startSystemdNotifications(arbiter, {
+      python: config.python,
+      env: process.env,
+      heartbeatSeconds: heartbeatInterval(config.timeout),
+      log,
+    });
 
-    if (inheritance) {
-      // New master of a USR2 upgrade: report ready once every worker is, then wait for the old one to go.
-      const channel = new UpgradeChannel(inheritance.channelFd);
-      arbiter.once('all-ready', () => {
-        if (notifySocket) notifier?.send(`MAINPID=${process.pid}`);
-        channel.reportReady();
-      });
-      channel.onPreviousGone(() => {
-        awaitingPromotion = false;
-        if (config.pidFile) {
-          try {
-            promotePidFile(config.pidFile);
-            removePidFile = writePidFile(config.pidFile);
-          } catch (error) {
-            log.error({ err: error, pidFile: config.pidFile }, 'upgrade: could not move the pid file over');
-          }
-        }
-        log.info({ previousMaster: inheritance.previousPid, pidFile: config.pidFile }, 'upgrade: the previous master has exited; this master is in charge');
-      });
-    }
-
-    let upgrading = false;
-    process.on('SIGUSR2', () => {
-      log.info({ signal: 'SIGUSR2' }, 'signal received');
-      const refusal = upgradeRefusal({
-        pid: process.pid,
-        containerInit: containerInitParent(),
-        awaitingPromotion,
-        upgrading,
-        stopping: arbiter.stopping,
-      });
-      if (refusal) {
-        log.warn({ signal: 'SIGUSR2' }, `upgrade refused: ${refusal}`);
-        return;
-      }
-      upgrading = true;
-      const next = startNewMaster(listeners, startCwd);
-      log.info({ newMaster: next.pid }, 'upgrade: started a new master with the listen sockets; waiting for its workers');
-      void next.outcome.then((outcome) => {
-        if (!outcome.ok) {
-          upgrading = false;
-          log.error(
-            { newMaster: outcome.pid, code: outcome.code, signal: outcome.signal, error: outcome.error },
-            'upgrade failed: the new master exited before its workers were ready; this master keeps serving',
-          );
-          return;
-        }
-        handedOver = true;
-        notifications?.handOver();
-        log.info({ newMaster: outcome.pid }, 'upgrade: the new master is ready; draining this master and exiting');
-        arbiter.stop('graceful');
-      });
+    // USR2: this master may be the new one of an upgrade, and may start the next.
+    const removeUpgrades = upgrades.attach(arbiter, listeners, {
+      onReady: () => systemd?.send(`MAINPID=${process.pid}`),
+      onHandOver: () => systemd?.handOver(),
     });
 
     const code = await arbiter.run();
     removeSignals();
-    process.removeAllListeners('SIGUSR2');
-    notifications?.detach();
-    notifier?.close();
-    log.info({ code }, handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
+    removeUpgrades();
+    systemd?.close();
+    log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
     return code;
   } finally {
     // A unix socket file still served by the other master of an upgrade stays.
-    for (const listener of listeners) listener.close({ keepFile: handedOver || awaitingPromotion });
-    // The new master renames its <pid>.2 over the pid file once this one has exited.
-    if (!handedOver) removePidFile();
+    for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+    upgrades?.releasePidFile();
   }
 }
 

@@ -141,3 +141,34 @@ export function attachNotifier(arbiter: Arbiter, notifier: SystemdNotifier, opti
     },
   };
 }
+
+export interface SystemdNotifications {
+  send(message: string): void;
+  /** After a USR2 hand-over: the new master speaks to systemd from now on. */
+  handOver(): void;
+  close(): void;
+}
+
+/** Starts talking to systemd when NOTIFY_SOCKET is set; undefined otherwise. */
+export function startSystemdNotifications(
+  arbiter: Arbiter,
+  options: { python: string; env: NodeJS.ProcessEnv; heartbeatSeconds: number; log: Logger },
+): SystemdNotifications | undefined {
+  const socketPath = options.env.NOTIFY_SOCKET;
+  if (!socketPath) return undefined;
+  const notifier = new SystemdNotifier(options.python, socketPath, options.log);
+  const attached = attachNotifier(arbiter, notifier, {
+    watchdogMs: watchdogIntervalMs(options.env),
+    // Three missed heartbeats: one late beat on a busy machine is not a hung worker.
+    staleMs: 3 * options.heartbeatSeconds * 1000,
+    log: options.log,
+  });
+  return {
+    send: (message) => notifier.send(message),
+    handOver: () => attached.handOver(),
+    close: () => {
+      attached.detach();
+      notifier.close();
+    },
+  };
+}

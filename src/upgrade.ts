@@ -3,8 +3,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Arbiter } from './arbiter.js';
 import type { BindSpec } from './bind.js';
 import { UsageError } from './exit-codes.js';
+import { writePidFile } from './pidfile.js';
 import type { InheritedListener, Listener } from './sockets.js';
 
 /**
@@ -177,4 +180,110 @@ export function upgradeRefusal(state: UpgradeState): string | undefined {
   if (state.upgrading) return 'an upgrade is already in progress';
   if (state.stopping) return 'corral is stopping';
   return undefined;
+}
+
+export interface UpgradeHooks {
+  /** The new master is ready, just before it tells the old one (systemd: MAINPID=). */
+  onReady?(): void;
+  /** This master has handed over (systemd: say nothing more). */
+  onHandOver?(): void;
+}
+
+/**
+ * One master's part in USR2 upgrades, both sides: as the new master of an upgrade (when `inheritance`
+ * is given) and as the master that starts the next one. Owns the pid file, because it moves.
+ */
+export class MasterUpgrades {
+  /** Set once a new master has taken over: keep the pid file and the unix socket files. */
+  handedOver = false;
+  /** Set in a new master until the previous one has exited. */
+  awaitingPromotion: boolean;
+  private upgrading = false;
+  private removePidFile: () => void = () => undefined;
+
+  constructor(
+    private readonly inheritance: UpgradeInheritance | undefined,
+    private readonly pidFile: string | undefined,
+    private readonly cwd: string,
+    private readonly log: Logger,
+  ) {
+    this.awaitingPromotion = inheritance !== undefined;
+  }
+
+  /** Unix socket files are shared with another master right now: closing must not remove them. */
+  get socketsShared(): boolean {
+    return this.handedOver || this.awaitingPromotion;
+  }
+
+  /** `<pid>` normally; `<pid>.2` in a new master until the previous one has gone. */
+  writePidFile(): void {
+    if (this.pidFile) this.removePidFile = writePidFile(pidFilePath(this.pidFile, this.inheritance !== undefined));
+  }
+
+  /** At exit: the pid file goes, unless it now belongs to the new master. */
+  releasePidFile(): void {
+    if (!this.handedOver) this.removePidFile();
+  }
+
+  /** Wires the arbiter: reports readiness to a previous master, and starts the next on USR2. */
+  attach(arbiter: Arbiter, listeners: readonly Listener[], hooks: UpgradeHooks = {}): () => void {
+    if (this.inheritance) this.followPreviousMaster(arbiter, this.inheritance, hooks);
+    const onSignal = () => this.upgrade(arbiter, listeners, hooks);
+    process.on('SIGUSR2', onSignal);
+    return () => {
+      process.off('SIGUSR2', onSignal);
+    };
+  }
+
+  private followPreviousMaster(arbiter: Arbiter, inheritance: UpgradeInheritance, hooks: UpgradeHooks): void {
+    const channel = new UpgradeChannel(inheritance.channelFd);
+    arbiter.once('all-ready', () => {
+      hooks.onReady?.();
+      channel.reportReady();
+    });
+    channel.onPreviousGone(() => {
+      this.awaitingPromotion = false;
+      if (this.pidFile) {
+        try {
+          promotePidFile(this.pidFile);
+          this.removePidFile = writePidFile(this.pidFile);
+        } catch (error) {
+          this.log.error({ err: error, pidFile: this.pidFile }, 'upgrade: could not move the pid file over');
+        }
+      }
+      this.log.info({ previousMaster: inheritance.previousPid, pidFile: this.pidFile }, 'upgrade: the previous master has exited; this master is in charge');
+    });
+  }
+
+  private upgrade(arbiter: Arbiter, listeners: readonly Listener[], hooks: UpgradeHooks): void {
+    this.log.info({ signal: 'SIGUSR2' }, 'signal received');
+    const refusal = upgradeRefusal({
+      pid: process.pid,
+      containerInit: containerInitParent(),
+      awaitingPromotion: this.awaitingPromotion,
+      upgrading: this.upgrading,
+      stopping: arbiter.stopping,
+    });
+    if (refusal) {
+      this.log.warn({ signal: 'SIGUSR2' }, `upgrade refused: ${refusal}`);
+      return;
+    }
+    this.upgrading = true;
+    const next = startNewMaster(listeners, this.cwd);
+    this.log.info({ newMaster: next.pid }, 'upgrade: started a new master with the listen sockets; waiting for its workers');
+    void next.outcome.then((outcome) => {
+      if (!outcome.ok) {
+        this.upgrading = false;
+        this.log.error(
+          { newMaster: outcome.pid, code: outcome.code, signal: outcome.signal, error: outcome.error },
+          'upgrade failed: the new master exited before its workers were ready; this master keeps serving',
+        );
+        return;
+      }
+      this.handedOver = true;
+      hooks.onHandOver?.();
+      this.log.info({ newMaster: outcome.pid }, 'upgrade: the new master is ready; draining this master and exiting');
+      arbiter.stop('graceful');
+    });
+  }
 }
