@@ -30,7 +30,7 @@ async def app(scope, receive, send):
 }
 
 /** A reloader that shows no new code this long after a save is taken as not working. */
-const RELOAD_TIMEOUT_MS = 10_000;
+const RELOAD_TIMEOUT_MS = 8_000;
 
 function save(file: string, text: string): void {
   const tmp = join(file, '..', '.app.py.bench-tmp');
