@@ -6,15 +6,27 @@ import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability } from './observability.js';
 import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
-import { writePidFile } from './pidfile.js';
+import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
-import { bindAll, type Listener } from './sockets.js';
+import { startSystemdNotifications } from './sd-notify.js';
+import { bindAll, systemdListenFds, type Listener } from './sockets.js';
+import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
-const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
+const MASTER_ONLY_ENV = [
+  'LISTEN_FDS',
+  'LISTEN_PID',
+  'LISTEN_FDNAMES',
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+  UPGRADE_FROM,
+  UPGRADE_FD,
+  INHERITED_LISTENERS,
+];
 
 function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };
@@ -95,6 +107,26 @@ function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () =
   };
 }
 
+/** Node as PID 1 reaps no orphans: a container needs tini (or `docker run --init`) in front. */
+function warnIfPidOne(log: Logger): void {
+  if (process.pid !== 1) return;
+  log.warn(
+    'corral runs as PID 1: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init',
+  );
+}
+
+/** Where the sockets come from, when not from --bind: said once, so a --bind that is ignored is no surprise. */
+function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean): void {
+  if (upgrading) {
+    log.info({ previousMaster: process.env[UPGRADE_FROM] }, 'upgrade: using the listen sockets of the previous master');
+  } else if (systemdListenFds(process.env).length > 0) {
+    log.info(
+      { fds: Number(process.env.LISTEN_FDS), names: process.env.LISTEN_FDNAMES, ignoredBinds: config.binds.length },
+      'systemd socket activation: using the sockets from LISTEN_FDS instead of --bind',
+    );
+  }
+}
+
 /**
  * HUP re-reads the configuration as it was given (command line and environment). What needs a new
  * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
@@ -114,27 +146,41 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
 
 async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const log = output.logger;
+  const startCwd = process.cwd();
   let listeners: Listener[] = [];
-  let removePidFile = () => undefined as void;
+  let upgrades: MasterUpgrades | undefined;
   try {
-    listeners = await bindAll(config.binds, { unixMode: 0o777 & ~config.umask, env: process.env });
+    warnIfPidOne(log);
+    const inheritance = inheritanceFromEnvironment(process.env);
+    upgrades = new MasterUpgrades(inheritance, config.pidFile, startCwd, log);
+    const identity = resolveWorkerIdentity(config.user, config.group, currentIds());
+    logSocketSource(config, log, inheritance !== undefined);
+    listeners = await bindAll(config.binds, {
+      unixMode: 0o777 & ~config.umask,
+      env: process.env,
+      inherited: inheritance?.listeners,
+      ...(identity ? { owner: { uid: identity.uid, gid: identity.gid } } : {}),
+    });
     const python = await preparePython(
       config.python,
       listeners.map((listener) => listener.fd),
       Number(config.uvicorn.backlog ?? 2048),
+      identity,
     );
-    if (config.pidFile) removePidFile = writePidFile(config.pidFile);
+    upgrades.writePidFile();
+    const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
         version: VERSION,
-        binds: listeners.map((listener) => listener.address),
+        binds: addresses,
+        ...(identity ? { user: identity.user, group: identity.group, uid: identity.uid, gid: identity.gid } : {}),
         workers: config.workers,
         python: python.executable,
         pythonVersion: python.python,
         uvicorn: python.uvicorn,
         app: config.app,
       },
-      `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
+      `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
     const env = workerEnvironment(process.env);
     const onOutput = routeWorkerOutput(output);
@@ -151,6 +197,7 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
+        ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
@@ -167,17 +214,34 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
     };
     const removeSignals = installSignals(arbiter, log, () => reload());
     const observability = await startObservability(config, arbiter, output, () => reload('control'));
+
+    const systemd = startSystemdNotifications(arbiter, {
+      python: config.python,
+      env: process.env,
+      heartbeatSeconds: heartbeatInterval(config.timeout),
+      log,
+    });
+
+    // USR2: this master may be the new one of an upgrade, and may start the next.
+    const removeUpgrades = upgrades.attach(arbiter, listeners, {
+      onReady: () => systemd?.send(`MAINPID=${process.pid}`),
+      onHandOver: () => systemd?.handOver(),
+    });
+
     try {
       const code = await arbiter.run();
       removeSignals();
-      log.info({ code }, 'corral stopped');
+      removeUpgrades();
+      systemd?.close();
+      log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
       return code;
     } finally {
       await observability.close();
     }
   } finally {
-    for (const listener of listeners) listener.close();
-    removePidFile();
+    // A unix socket file still served by the other master of an upgrade stays.
+    for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+    upgrades?.releasePidFile();
   }
 }
 

@@ -50,6 +50,9 @@ export interface CorralConfig {
   /** The control socket's path (given, or derived from the pid file); undefined = none. */
   controlSocket: string | undefined;
   uvicorn: UvicornSettings;
+  /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/privileges.ts). */
+  user: string | undefined;
+  group: string | undefined;
 }
 
 export type CommandLine = { kind: 'run'; config: CorralConfig } | { kind: 'help'; text: string } | { kind: 'version' };
@@ -59,6 +62,12 @@ const UVICORN_CHOICES = {
   http: ['auto', 'h11', 'httptools'],
   ws: ['auto', 'none', 'websockets', 'websockets-sansio', 'wsproto'],
   lifespan: ['auto', 'on', 'off'],
+} as const;
+
+/** Deployment options: workers' user and group (src/privileges.ts). */
+const PRIVILEGE_OPTIONS = {
+  user: { alias: 'u', type: 'string', describe: 'Run the workers as this user (name or uid; corral must start as root)' },
+  group: { alias: 'g', type: 'string', describe: "Run the workers as this group [default: the user's primary group]" },
 } as const;
 
 function parser(argv: readonly string[]) {
@@ -108,6 +117,7 @@ function parser(argv: readonly string[]) {
       'ssl-keyfile': { type: 'string', describe: 'TLS key file' },
       'ssl-certfile': { type: 'string', describe: 'TLS certificate file' },
     })
+    .options(PRIVILEGE_OPTIONS)
     .strictOptions()
     .help(false)
     .version(false)
@@ -236,6 +246,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     metricsBind: args['metrics-bind'] === undefined ? undefined : parseMetricsBind(args['metrics-bind']),
     controlSocket: resolveControlSocket(nonEmpty('control-socket', args['control-socket']), args.pid),
     uvicorn,
+    user: args.user,
+    group: args.group,
   };
   return { kind: 'run', config };
 }

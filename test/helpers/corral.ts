@@ -45,6 +45,13 @@ export function isAlive(pid: number): boolean {
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: number };
 
+export interface CorralOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** A command line put before `node bin/corral.js …`. */
+  wrapper?: readonly string[];
+}
+
 const running = new Set<Corral>();
 
 /** A real corral master (bin/corral.js) in its own process group, with its log collected. */
@@ -57,8 +64,10 @@ export class Corral {
   exitSignal: NodeJS.Signals | null = null;
   private readonly exited: Promise<void>;
 
-  constructor(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [CORRAL, ...args], {
+  constructor(args: readonly string[], options: CorralOptions = {}) {
+    // A wrapper (systemd-socket-activate, unshare) runs first and execs or forks the master.
+    const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, CORRAL, ...args];
+    this.child = spawn(command!, commandArgs, {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -151,7 +160,7 @@ export class Corral {
 }
 
 /** Starts corral with the test virtualenv's Python. */
-export function startCorral(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Corral {
+export function startCorral(args: readonly string[], options: CorralOptions = {}): Corral {
   return new Corral(['--python', VENV_PYTHON, '--log-format', 'json', ...args], options);
 }
 
