@@ -2,17 +2,32 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
-import { parseCommandLine, type CorralConfig } from './options.js';
-import { writePidFile } from './pidfile.js';
+import { startObservability } from './observability.js';
+import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
+import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
-import { bindAll, type Listener } from './sockets.js';
+import { Recycler, type RecyclingSettings } from './recycling.js';
+import { startSystemdNotifications } from './sd-notify.js';
+import { bindAll, systemdListenFds, type Listener } from './sockets.js';
+import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { applyReloadMode, DevReloader } from './reload/dev-reloader.js';
 import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
-const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
+const MASTER_ONLY_ENV = [
+  'LISTEN_FDS',
+  'LISTEN_PID',
+  'LISTEN_FDNAMES',
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+  UPGRADE_FROM,
+  UPGRADE_FD,
+  INHERITED_LISTENERS,
+];
 
 function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const copy = { ...env };
@@ -27,6 +42,15 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
     parkOnBootFailure: config.reload,
+  };
+}
+
+export function recyclingSettings(config: CorralConfig): RecyclingSettings {
+  return {
+    maxMemory: config.maxMemory,
+    sampleIntervalMs: config.memoryCheckInterval * 1000,
+    maxLifetimeMs: config.maxWorkerLifetime * 1000,
+    maxLifetimeJitterMs: config.maxWorkerLifetimeJitter * 1000,
   };
 }
 
@@ -64,12 +88,12 @@ function routeWorkerOutput(output: LogOutput) {
   };
 }
 
-function installSignals(arbiter: Arbiter, log: Logger): () => void {
+function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () => void {
   const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
     SIGTERM: () => arbiter.stop('graceful'),
     SIGINT: () => arbiter.stop('quick'),
     SIGQUIT: () => arbiter.stop('quick'),
-    SIGHUP: () => arbiter.requestRollingRestart('SIGHUP'),
+    SIGHUP: reload,
     SIGTTIN: () => arbiter.requestScaleUp(),
     SIGTTOU: () => arbiter.requestScaleDown(),
     SIGWINCH: () => undefined,
@@ -85,67 +109,157 @@ function installSignals(arbiter: Arbiter, log: Logger): () => void {
   };
 }
 
-async function serve(givenConfig: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+/** Node as PID 1 reaps no orphans: a container needs tini (or `docker run --init`) in front. */
+function warnIfPidOne(log: Logger): void {
+  if (process.pid !== 1) return;
+  log.warn(
+    'corral runs as PID 1: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init',
+  );
+}
+
+/** Where the sockets come from, when not from --bind: said once, so a --bind that is ignored is no surprise. */
+function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean): void {
+  if (upgrading) {
+    log.info({ previousMaster: process.env[UPGRADE_FROM] }, 'upgrade: using the listen sockets of the previous master');
+  } else if (systemdListenFds(process.env).length > 0) {
+    log.info(
+      { fds: Number(process.env.LISTEN_FDS), names: process.env.LISTEN_FDNAMES, ignoredBinds: config.binds.length },
+      'systemd socket activation: using the sockets from LISTEN_FDS instead of --bind',
+    );
+  }
+}
+
+/**
+ * HUP re-reads the configuration as it was given (command line and environment). What needs a new
+ * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
+ */
+function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log: Logger): CorralConfig | undefined {
+  let parsed;
+  try {
+    parsed = load();
+  } catch (error) {
+    log.error({ err: error }, 'the configuration could not be re-read; restarting with the previous one');
+    return undefined;
+  }
+  if (parsed.kind !== 'run') return undefined;
+  const next = { ...parsed.config, binds: current.binds, python: current.python, workers: current.workers };
+  return applyReloadMode(next);
+}
+
+async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const config = applyReloadMode(givenConfig);
   const log = output.logger;
+  const startCwd = process.cwd();
   let listeners: Listener[] = [];
-  let removePidFile = () => undefined as void;
+  let upgrades: MasterUpgrades | undefined;
   try {
-    listeners = await bindAll(config.binds, { unixMode: 0o777 & ~config.umask, env: process.env });
+    warnIfPidOne(log);
+    const inheritance = inheritanceFromEnvironment(process.env);
+    upgrades = new MasterUpgrades(inheritance, config.pidFile, startCwd, log);
+    const identity = resolveWorkerIdentity(config.user, config.group, currentIds());
+    logSocketSource(config, log, inheritance !== undefined);
+    listeners = await bindAll(config.binds, {
+      unixMode: 0o777 & ~config.umask,
+      env: process.env,
+      inherited: inheritance?.listeners,
+      ...(identity ? { owner: { uid: identity.uid, gid: identity.gid } } : {}),
+    });
     const python = await preparePython(
       config.python,
       listeners.map((listener) => listener.fd),
       Number(config.uvicorn.backlog ?? 2048),
+      identity,
     );
-    if (config.pidFile) removePidFile = writePidFile(config.pidFile);
+    upgrades.writePidFile();
+    const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
         version: VERSION,
-        binds: listeners.map((listener) => listener.address),
+        binds: addresses,
+        ...(identity ? { user: identity.user, group: identity.group, uid: identity.uid, gid: identity.gid } : {}),
         workers: config.workers,
         python: python.executable,
         pythonVersion: python.python,
         uvicorn: python.uvicorn,
         app: config.app,
       },
-      `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
+      `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
     const env = workerEnvironment(process.env);
-    const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
+    let current = config;
+    let settings = workerSettings(current);
+    // Reads the live configuration at each spawn, so a HUP's re-read reaches every new worker.
     const makeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown> = {}) =>
       new ProcessWorker(spec, {
-        python: config.python,
+        python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
         env,
         settings: { ...settings, ...extraSettings },
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
-        gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
+        gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
+        ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
     const reloader = config.reload ? new DevReloader(config, makeWorker, log) : undefined;
     const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
-    const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
-    const removeSignals = installSignals(arbiter, log);
-    const running = arbiter.run();
-    await reloader?.start(arbiter);
-    const code = await running;
-    await reloader?.close();
-    removeSignals();
-    log.info({ code }, 'corral stopped');
-    return code;
+    const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    const recycler = new Recycler(arbiter, recyclingSettings(current), log);
+    recycler.start();
+    const reload = (reason = 'SIGHUP'): void => {
+      const next = rereadConfiguration(load, current, log);
+      if (next) {
+        current = next;
+        settings = workerSettings(next);
+        arbiter.updateSettings(arbiterSettings(next));
+        recycler.updateSettings(recyclingSettings(next));
+      }
+      arbiter.requestRollingRestart(reason);
+    };
+    const removeSignals = installSignals(arbiter, log, () => reload());
+    const observability = await startObservability(config, arbiter, output, () => reload('control'));
+
+    const systemd = startSystemdNotifications(arbiter, {
+      python: config.python,
+      env: process.env,
+      heartbeatSeconds: heartbeatInterval(config.timeout),
+      log,
+    });
+
+    // USR2: this master may be the new one of an upgrade, and may start the next.
+    const removeUpgrades = upgrades.attach(arbiter, listeners, {
+      onReady: () => systemd?.send(`MAINPID=${process.pid}`),
+      onHandOver: () => systemd?.handOver(),
+    });
+
+    try {
+      const running = arbiter.run();
+      await reloader?.start(arbiter);
+      const code = await running;
+      await reloader?.close();
+      removeSignals();
+      removeUpgrades();
+      systemd?.close();
+      log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
+      return code;
+    } finally {
+      await observability.close();
+    }
   } finally {
-    for (const listener of listeners) listener.close();
-    removePidFile();
+    // A unix socket file still served by the other master of an upgrade stays.
+    for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+    upgrades?.releasePidFile();
   }
 }
 
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
+  if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
+  const load = (): CommandLine => parseCommandLine(argv, process.env);
   try {
-    const parsed = parseCommandLine(argv, process.env);
+    const parsed = load();
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -162,9 +276,18 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     throw error;
   }
-  const output = createLogOutput(config.logFormat, config.logLevel);
+  let output: LogOutput;
   try {
-    return await serve(config, output);
+    output = createLogOutput(config.logFormat, config.logLevel, {
+      errorLogFile: config.errorLogFile,
+      accessLogFile: config.accessLogFile,
+    });
+  } catch (error) {
+    process.stderr.write(`corral: error: cannot open a log file: ${(error as Error).message}\n`);
+    return ExitCode.runtime;
+  }
+  try {
+    return await serve(config, load, output);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);

@@ -1,6 +1,7 @@
 import { promises as dns } from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import util from 'node:util';
 import { describeBind, type BindSpec } from './bind.js';
 import { CorralError, ExitCode } from './exit-codes.js';
@@ -11,7 +12,11 @@ export interface Listener {
   readonly fd: number;
   /** The address as bound (with the real port when 0 was asked for). */
   readonly address: string;
-  close(): void;
+  /**
+   * Closes the descriptor and, for a unix socket, removes its file — unless `keepFile`: during a USR2
+   * upgrade the other master still serves on that file.
+   */
+  close(options?: { keepFile?: boolean }): void;
 }
 
 /** The subset of libuv's TCP/pipe handle that binding needs. */
@@ -51,7 +56,6 @@ function bindError(spec: BindSpec, code: number | string): CorralError {
     EADDRINUSE: 'stop the other server or pick another port with --bind',
     EADDRNOTAVAIL: 'that address is not on this host; use one of its addresses, 127.0.0.1 or 0.0.0.0',
     EACCES: 'permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE',
-    ENOENT: 'the directory does not exist',
     EAFNOSUPPORT: 'this host does not support that address family',
   };
   return new CorralError(`cannot bind ${where}: ${name}; ${hints[name] ?? 'check the address'}`, ExitCode.runtime);
@@ -97,6 +101,7 @@ async function bindUnix(
   spec: Extract<BindSpec, { kind: 'unix' }>,
   create: CreateServerHandle,
   mode: number,
+  owner: SocketOwner | undefined,
 ): Promise<Listener> {
   const stat = fs.statSync(spec.path, { throwIfNoEntry: false });
   if (stat) {
@@ -109,23 +114,45 @@ async function bindUnix(
     }
     fs.unlinkSync(spec.path);
   }
+  // libuv reports a missing directory as EACCES, so look first.
+  const directory = path.dirname(path.resolve(spec.path));
+  if (!fs.statSync(directory, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CorralError(`cannot bind unix:${spec.path}: ENOENT; the directory ${directory} does not exist`, ExitCode.runtime);
+  }
   const handle = create(spec.path, -1, -1, undefined, 0);
-  if (typeof handle === 'number') throw bindError(spec, handle);
+  if (typeof handle === 'number') {
+    if (util.getSystemErrorName(handle) === 'EACCES') {
+      throw new CorralError(`cannot bind unix:${spec.path}: EACCES; the directory ${directory} is not writable for this user`, ExitCode.runtime);
+    }
+    throw bindError(spec, handle);
+  }
   try {
     fs.chmodSync(spec.path, mode);
+    // As gunicorn does: the socket file belongs to the workers' user and group (-u/-g), so a
+    // front-end proxy in that group can connect with the mode --umask leaves.
+    if (owner) fs.chownSync(spec.path, owner.uid, owner.gid);
   } catch (error) {
     handle.close();
     throw bindError(spec, (error as NodeJS.ErrnoException).code ?? 'EIO');
   }
+  return unixListener(spec, handle.fd, () => handle.close());
+}
+
+function unixListener(spec: Extract<BindSpec, { kind: 'unix' }>, fd: number, closeFd: () => void): Listener {
   let closed = false;
   return {
     spec,
-    fd: handle.fd,
+    fd,
     address: describeBind(spec),
-    close: () => {
+    close: (options) => {
       if (closed) return;
       closed = true;
-      handle.close();
+      if (options?.keepFile) {
+        // libuv unlinks a bound pipe's path when its handle closes: leave the descriptor to the
+        // process exit instead, which removes nothing.
+        return;
+      }
+      closeFd();
       fs.rmSync(spec.path, { force: true });
     },
   };
@@ -152,14 +179,38 @@ export function systemdListenFds(env: NodeJS.ProcessEnv, pid = process.pid): num
   return Array.from({ length: count }, (_unused, index) => 3 + index);
 }
 
+export interface SocketOwner {
+  uid: number;
+  gid: number;
+}
+
+/** A listen socket passed down by the previous master in a USR2 upgrade. */
+export interface InheritedListener {
+  fd: number;
+  spec: BindSpec;
+}
+
 export interface BindOptions {
   /** The mode of unix socket files. */
   unixMode: number;
+  /** Who owns unix socket files: the workers' user and group when -u/-g are given. */
+  owner?: SocketOwner;
   env: NodeJS.ProcessEnv;
+  /** Sockets from the previous master (USR2): used as they are, instead of --bind. */
+  inherited?: readonly InheritedListener[];
+}
+
+/** Wraps the descriptors a previous master passed down; the specs say what each one is. */
+export function adoptInherited(inherited: readonly InheritedListener[]): Listener[] {
+  return inherited.map(({ fd, spec }) => {
+    const listener = adoptFd(spec, fd);
+    return spec.kind === 'unix' ? unixListener(spec, fd, () => fs.closeSync(fd)) : listener;
+  });
 }
 
 /** Binds every address (or adopts systemd's sockets); on any failure closes what was bound and throws. */
 export async function bindAll(specs: readonly BindSpec[], options: BindOptions): Promise<Listener[]> {
+  if (options.inherited && options.inherited.length > 0) return adoptInherited(options.inherited);
   const activated = systemdListenFds(options.env);
   if (activated.length > 0) return activated.map((fd) => adoptFd({ kind: 'fd', fd }, fd));
   const create = bindOnlyAdapter();
@@ -167,7 +218,7 @@ export async function bindAll(specs: readonly BindSpec[], options: BindOptions):
   try {
     for (const spec of specs) {
       if (spec.kind === 'tcp') listeners.push(await bindTcp(spec, create));
-      else if (spec.kind === 'unix') listeners.push(await bindUnix(spec, create, options.unixMode));
+      else if (spec.kind === 'unix') listeners.push(await bindUnix(spec, create, options.unixMode, options.owner));
       else listeners.push(adoptFd(spec, spec.fd));
     }
   } catch (error) {

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import type { ResourceUsage } from './resources.js';
 
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
 
@@ -75,6 +76,8 @@ export interface Worker extends EventEmitter<WorkerEvents> {
   readonly connections: number;
   readonly stopReason: StopReason | undefined;
   readonly bootError: BootError | undefined;
+  /** The latest CPU and memory sample of the worker's process tree. */
+  usage: ResourceUsage | undefined;
   stop(reason: StopReason, mode: StopMode): void;
   /** Asks a hung worker for its stack (SIGABRT), then kills it after `graceMs`. */
   abort(reason: StopReason, graceMs: number): void;
@@ -97,6 +100,9 @@ export interface ProcessWorkerOptions {
   settings: Record<string, unknown>;
   gracefulTimeoutMs: number;
   onOutput(worker: Worker, stream: 'stdout' | 'stderr', line: string): void;
+  /** -u/-g: the worker's user and group (the master stays as it is, to hold privileged ports). */
+  uid?: number;
+  gid?: number;
 }
 
 const CONTROL_FD = 3;
@@ -115,6 +121,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
   connections = 0;
   stopReason: StopReason | undefined;
   bootError: BootError | undefined;
+  usage: ResourceUsage | undefined;
   private readonly child: ChildProcess;
   private killTimer: NodeJS.Timeout | undefined;
 
@@ -134,6 +141,8 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
     this.child = spawn(options.python, ['-u', options.entry], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
       env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     this.readLines(this.child.stdout!, (line) => options.onOutput(this, 'stdout', line));
     this.readLines(this.child.stderr!, (line) => options.onOutput(this, 'stderr', line));
@@ -179,6 +188,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
         this.emit('heartbeat');
         return;
       case 'retiring':
+        if (message.requests !== undefined) this.requests = message.requests;
         this.emit('retiring', message.reason);
         return;
       case 'boot_error':

@@ -10,12 +10,14 @@ Exit codes: 0 after a drain, 3 when start-up fails, 4 when the app cannot be imp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import faulthandler
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -38,6 +40,7 @@ PINO_LEVELS = {
 
 SETTINGS: dict[str, Any] = json.loads(os.environ.get("CORRAL_WORKER_CONFIG", "{}"))
 SLOT: int = int(SETTINGS.get("slot", 0))
+PID: int = os.getpid()
 
 
 class ControlChannel:
@@ -97,14 +100,17 @@ class JsonLineHandler(logging.Handler):
                 "pid": record.process,
                 "worker": SLOT,
                 "name": record.name,
-                "msg": record.getMessage(),
+                "msg": record.getMessage().rstrip(),
             }
-            if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
-                client, method, path, http_version, status = record.args
-                line.update(client=client, method=method, path=path, http_version=http_version, status=status)
             if record.exc_info:
                 self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
-                line["err"] = self.last_traceback
+                exc_type, exc_value = record.exc_info[0], record.exc_info[1]
+                # pino's shape for an error, so pino-pretty prints the traceback as lines.
+                line["err"] = {
+                    "type": exc_type.__name__ if exc_type else "Exception",
+                    "message": str(exc_value),
+                    "stack": self.last_traceback,
+                }
             sys.stdout.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
             sys.stdout.flush()
         except Exception:
@@ -114,7 +120,7 @@ class JsonLineHandler(logging.Handler):
 LOG_HANDLER = JsonLineHandler()
 
 
-def configure_logging(level: str, access_log: bool) -> None:
+def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers = [LOG_HANDLER]
     root.setLevel(level.upper() if level != "trace" else "DEBUG")
@@ -122,8 +128,113 @@ def configure_logging(level: str, access_log: bool) -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    access.disabled = not access_log
+    # corral's AccessLog middleware writes the access records instead.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+ACCESS_LOGGER_NAME = "corral.access"
+
+
+class BatchedOutput:
+    """Access records finished in one turn of the event loop go to stdout in one write.
+
+    Under load a write per request wakes the master once per request; one write per loop turn
+    lets it read many records at once. Only called from the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.scheduled = False
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        self.pending.append(line)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            data = "".join(self.pending)
+            self.pending = []
+            sys.stdout.write(data)
+            sys.stdout.flush()
+
+
+ACCESS_OUTPUT = BatchedOutput()
+
+
+def write_access_record(scope: dict[str, Any], status: int, size: int, started: float, finished: float) -> None:
+    """One access record, written directly: the logging module's machinery is not needed on this path.
+
+    Its first fields are fixed, so the master can route access records by prefix without parsing.
+    """
+    client = scope.get("client")
+    client_text = f"{client[0]}:{client[1]}" if client else "-"
+    query = scope.get("query_string", b"")
+    # uvicorn's scope["path"] already starts with the root path, as its own access log shows it.
+    path = scope.get("path", "")
+    if query:
+        path = f"{path}?{query.decode('latin-1')}"
+    method = scope.get("method", "-")
+    http_version = scope.get("http_version", "1.1")
+    duration_ms = round((finished - started) * 1000, 3)
+    record = {
+        "level": 30,
+        "name": ACCESS_LOGGER_NAME,
+        "time": int(time.time() * 1000),
+        "pid": PID,
+        "worker": SLOT,
+        "msg": f'{client_text} - "{method} {path} HTTP/{http_version}" {status} {duration_ms}ms {size}B',
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration": duration_ms,
+        "client": client_text,
+        "size": size,
+        "http_version": http_version,
+    }
+    ACCESS_OUTPUT.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+
+
+class AccessLog:
+    """ASGI middleware: one access record per HTTP request, with its duration and response size.
+
+    uvicorn's own access log has neither. The duration runs to the final body message (so background
+    work after the response does not count); the size counts the body bytes sent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        size = 0
+        logged = False
+
+        async def measured_send(message: dict[str, Any]) -> None:
+            nonlocal status, size, logged
+            await send(message)
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = int(message["status"])
+            elif kind == "http.response.body":
+                size += len(message.get("body", b""))
+                if not message.get("more_body", False) and not logged:
+                    logged = True
+                    write_access_record(scope, status, size, started, time.perf_counter())
+
+        try:
+            await self.app(scope, receive, measured_send)
+        finally:
+            if not logged:
+                # The app raised or returned without finishing: uvicorn answers 500 if nothing was sent.
+                write_access_record(scope, status or 500, size, started, time.perf_counter())
 
 
 def die_with_parent() -> None:
@@ -221,7 +332,13 @@ def build_server(app: Any) -> Any:
 
     options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
     options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
-    config = uvicorn.Config(app, log_config=None, access_log=bool(SETTINGS.get("access_log", True)), **options)
+    # uvicorn's access log is replaced by corral's, which also has the duration and the size.
+    config = uvicorn.Config(app, log_config=None, access_log=False, **options)
+    if SETTINGS.get("access_log", True):
+        # Wrapped after uvicorn's own wrapping, so the ASGI2 detection still sees the user's app and
+        # the client address read at the end is the one the proxy-headers middleware set.
+        config.load()
+        config.loaded_app = AccessLog(config.loaded_app)
     return CorralServer(config)
 
 
@@ -233,6 +350,8 @@ def server_class() -> type:
 
         heartbeat_task: asyncio.Task[None] | None = None
         loop: asyncio.AbstractEventLoop | None = None
+        retiring = False
+        request_limit = draw_request_limit()
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -260,10 +379,24 @@ def server_class() -> type:
                 CONTROL.send("heartbeat", requests=state.total_requests, connections=len(state.connections))
                 await asyncio.sleep(interval)
 
+        async def on_tick(self, counter: int) -> bool:
+            should_exit = await super().on_tick(counter)
+            if not self.retiring and self.request_limit and self.server_state.total_requests >= self.request_limit:
+                # The master starts a replacement first, then drains this worker: no capacity gap.
+                self.retiring = True
+                CONTROL.send("retiring", reason="max-requests", requests=self.server_state.total_requests)
+            return should_exit
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if self.heartbeat_task is not None:
                 self.heartbeat_task.cancel()
             CONTROL.send("draining", requests=self.server_state.total_requests)
+            started = time.monotonic()
+            graceful = float(SETTINGS.get("graceful_timeout", 30))
+            if not self.force_exit:
+                await drain_without_resets(self, started + graceful)
+            # What is left (long responses past the bound) is uvicorn's to cancel, in the time remaining.
+            self.config.timeout_graceful_shutdown = max(0.1, graceful - (time.monotonic() - started))
             await super().shutdown(sockets=sockets)
 
         def begin_drain(self) -> None:
@@ -368,6 +501,59 @@ def wait_as_standby() -> None:
     SETTINGS["slot"] = SLOT
 
 
+def draw_request_limit() -> int:
+    """gunicorn's max-requests with jitter: each worker draws its own limit; 0 means none."""
+    limit = int(SETTINGS.get("max_requests") or 0)
+    if limit <= 0:
+        return 0
+    return limit + random.randint(0, int(SETTINGS.get("max_requests_jitter") or 0))
+
+
+def close_after_response(app: Any) -> Any:
+    """Wraps an app so every response asks the client to close: the next request on a keep-alive
+    connection is answered, with `Connection: close`, instead of finding the connection reset."""
+
+    async def closing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_with_close(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", []) if name.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_with_close if scope["type"] == "http" else send)
+
+    return closing_app
+
+
+async def drain_without_resets(server: Any, deadline: float) -> None:
+    """Stops accepting, lets in-flight requests finish with `Connection: close`, answers the next
+    request of each keep-alive connection the same way, and closes connections that stay idle
+    for a short grace. gunicorn and uvicorn close idle keep-alive connections at once, which
+    resets the requests clients were sending on them at that moment."""
+    for listener in getattr(server, "servers", []):
+        listener.close()
+    idle_grace = min(1.0, float(SETTINGS.get("graceful_timeout", 30)) / 2)
+    connections = server.server_state.connections
+    for connection in list(connections):
+        if hasattr(connection, "cycle") and hasattr(connection, "app"):
+            connection.app = close_after_response(connection.app)
+            cycle = connection.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.keep_alive = False
+        else:
+            connection.shutdown()  # a websocket: uvicorn sends close code 1012
+    idle_since: dict[Any, float] = {}
+    while connections and time.monotonic() < deadline and not server.force_exit:
+        now = time.monotonic()
+        for connection in list(connections):
+            cycle = getattr(connection, "cycle", None)
+            if cycle is not None and not cycle.response_complete:
+                idle_since.pop(connection, None)
+            elif now - idle_since.setdefault(connection, now) >= idle_grace:
+                connection.transport.close()
+        await asyncio.sleep(0.05)
+
+
 def install_signal_handlers(server: Any) -> None:
     interrupts = {"count": 0}
     graceful_timeout = float(SETTINGS.get("graceful_timeout", 30))
@@ -403,7 +589,7 @@ def main() -> int:
     die_with_parent()
     # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
     faulthandler.enable(file=sys.stderr, all_threads=True)
-    configure_logging(str(SETTINGS.get("log_level", "info")), bool(SETTINGS.get("access_log", True)))
+    configure_logging(str(SETTINGS.get("log_level", "info")))
     sockets = inherited_sockets()
     CorralServer = server_class()
     if SETTINGS.get("standby"):
