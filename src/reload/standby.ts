@@ -28,7 +28,13 @@ export interface StandbyPoolOptions<P extends StandbyProcess> {
 interface Standby<P extends StandbyProcess> {
   process: P;
   preload: ReadonlySet<string>;
-  /** sys.path directory → mtime when the standby began importing; undefined until it waits for "go". */
+  /** Whether it has imported everything and waits for "go". */
+  waiting: boolean;
+  /**
+   * The import path's directories (outside the watched code) → their mtimes before the standby
+   * imported anything: the master's own snapshot at spawn once it knows the directories, else the
+   * standby's report. Undefined while neither exists.
+   */
   paths: Record<string, string> | undefined;
   timer: NodeJS.Timeout;
 }
@@ -50,6 +56,8 @@ function directoryMtime(directory: string): string | undefined {
 export class StandbyPool<P extends StandbyProcess> {
   private readonly standbys = new Set<Standby<P>>();
   private preload: readonly string[] | undefined;
+  /** The import path's directories outside the watched code, as the first standby reported them. */
+  private importDirs: readonly string[] | undefined;
   private closed = false;
   private readonly mtimeOf: (directory: string) => string | undefined;
 
@@ -76,12 +84,17 @@ export class StandbyPool<P extends StandbyProcess> {
 
   /** How many standbys wait for "go" right now. */
   get waiting(): number {
-    return [...this.standbys].filter((standby) => standby.paths !== undefined).length;
+    return [...this.standbys].filter((standby) => standby.waiting).length;
   }
 
-  /** A waiting standby, activated for this slot; undefined when none is ready or the environment changed. */
+  /**
+   * A standby, activated for this slot: a waiting one, else one still importing (it is ahead of a
+   * cold start all the same, and reads its "go" when done). Undefined when there is none, or when
+   * the environment changed since it started.
+   */
   take(spec: WorkerSpawnSpec): P | undefined {
-    const standby = [...this.standbys].find((candidate) => candidate.paths !== undefined && candidate.process.state === 'booting');
+    const usable = [...this.standbys].filter((candidate) => candidate.paths !== undefined && candidate.process.state === 'booting');
+    const standby = usable.find((candidate) => candidate.waiting) ?? usable[0];
     if (!standby) return undefined;
     const changed = this.changedDirectory(standby.paths!);
     if (changed !== undefined) {
@@ -113,7 +126,8 @@ export class StandbyPool<P extends StandbyProcess> {
     const standby: Standby<P> = {
       process,
       preload: new Set(preload),
-      paths: undefined,
+      waiting: false,
+      paths: this.importDirs ? Object.fromEntries(this.importDirs.map((directory) => [directory, this.mtimeOf(directory) ?? ''])) : undefined,
       timer: setTimeout(() => {
         this.options.log.warn({ pid: process.pid }, 'standby did not get ready within the boot timeout; stopping it');
         this.release(standby);
@@ -123,7 +137,10 @@ export class StandbyPool<P extends StandbyProcess> {
     this.standbys.add(standby);
     process.once('standby', (paths) => {
       clearTimeout(standby.timer);
-      standby.paths = Object.fromEntries(Object.entries(paths).filter(([directory]) => !this.options.isWatchedDirectory(directory)));
+      standby.waiting = true;
+      const reported = Object.fromEntries(Object.entries(paths).filter(([directory]) => !this.options.isWatchedDirectory(directory)));
+      this.importDirs ??= Object.keys(reported);
+      standby.paths ??= reported;
       this.options.log.info({ pid: process.pid, modules: preload.length }, 'reload: warm standby ready');
     });
     process.once('exit', (exit) => {

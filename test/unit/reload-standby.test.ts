@@ -128,3 +128,33 @@ describe('StandbyPool preload list', () => {
     expect(started[1]!.preload).toEqual(['fastapi', 'httpx']);
   });
 });
+
+describe('StandbyPool hand-over before the standby is done importing', () => {
+  it('hands out a standby still importing once the import path is known, and checks it against its spawn', () => {
+    const mtimes = new Map([['/venv/site-packages', '1']]);
+    const { pool, started } = makePool(1, mtimes);
+    pool.setPreload(['fastapi']);
+    started[0]!.emit('standby', { '/venv/site-packages': '1', '/project': '9' });
+    expect(pool.take(spec)).toBe(started[0]);
+    pool.fill();
+    // The second standby has not reported yet, but the master snapshotted the import path at its spawn.
+    expect(pool.waiting).toBe(0);
+    const early = pool.take(spec);
+    expect(early).toBe(started[1]);
+    expect(early!.activated).toEqual(spec);
+  });
+
+  it('prefers a waiting standby, and starts cold when the import path changed since the spawn', () => {
+    const mtimes = new Map([['/venv/site-packages', '1']]);
+    const { pool, started } = makePool(2, mtimes);
+    pool.setPreload(['fastapi']);
+    started[1]!.emit('standby', { '/venv/site-packages': '1' });
+    expect(pool.take(spec)).toBe(started[1]);
+    pool.fill();
+    // started[0] never reported but was spawned before the directories were known: not usable.
+    // started[2] was snapshotted at spawn; a package installed since makes it stale.
+    mtimes.set('/venv/site-packages', '2');
+    expect(pool.take(spec)).toBeUndefined();
+    expect(started[2]!.stopped).toEqual(['reload', 'quick']);
+  });
+});
