@@ -13,7 +13,7 @@ import { startSystemdNotifications } from './sd-notify.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
-import { applyReloadMode, DevReloader } from './reload/dev-reloader.js';
+import { applyReloadMode, DevReloader, watchRulesOf } from './reload/dev-reloader.js';
 import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
@@ -148,6 +148,8 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
 
 async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const config = applyReloadMode(givenConfig);
+  // A reload directory that does not exist is a usage error, found before anything is bound.
+  if (config.reload) watchRulesOf(config);
   const log = output.logger;
   const startCwd = process.cwd();
   let listeners: Listener[] = [];

@@ -245,6 +245,16 @@ describe('--reload', () => {
     await waitForMessage(port, '<p>second</p>');
   });
 
+  it('exits 2 naming a --reload-dir that does not exist', async () => {
+    const project = makeProject('one');
+    const missing = path.join(project.root, 'no-such-dir');
+    const corral = startCorral(['--reload', '--reload-dir', missing, '--app-dir', project.root, '-b', `127.0.0.1:${await freePort()}`, 'pkg.main:app']);
+    expect(await corral.waitForExit()).toBe(2);
+    const fatal = corral.find((r) => r.level === 60);
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]!.msg).toBe(`--reload-dir ${JSON.stringify(missing)}: not a directory; expected an existing directory to watch`);
+  });
+
   it('starts cold when the Python environment changed, then warm again', async () => {
     const project = makeProject('one');
     // A directory on the import path outside the watched code, standing in for site-packages.
