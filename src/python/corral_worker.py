@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -486,12 +487,15 @@ def wait_as_standby() -> None:
     mtimes = sys_path_mtimes()
     started = time.monotonic()
     imported = 0
-    for name in preload:
-        try:
-            __import__(name)
-            imported += 1
-        except BaseException:  # noqa: BLE001 - a module that will not preload is imported by the app later, or not at all
-            continue
+    # The worker that listed these modules has shown their import warnings already; on each reload they are noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in preload:
+            try:
+                __import__(name)
+                imported += 1
+            except BaseException:  # noqa: BLE001 - a module that will not preload is imported by the app later, or not at all
+                continue
     logging.getLogger("corral.worker").debug(
         "standby preloaded %d modules in %.3f s", imported, time.monotonic() - started
     )

@@ -130,6 +130,24 @@ describe('--reload', () => {
     expect(reloadsStarted(corral).map((r) => r.changes)).toEqual([[target], [target]]);
   });
 
+  it('keeps the old code serving when the new code’s lifespan start-up fails', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    await waitForMessage(port, 'one');
+    const failingStartup = mainModule('two').replace(
+      'async def app(scope, receive, send):\n',
+      'async def app(scope, receive, send):\n    if scope["type"] == "lifespan":\n        await receive()\n        await send({"type": "lifespan.startup.failed", "message": "database unreachable"})\n        return\n',
+    );
+    expect(failingStartup).toContain('lifespan.startup.failed');
+    project.write('pkg/main.py', failingStartup);
+    const failure = await corral.waitForLog(isMessage('reload failed'), 20_000, 'the reload failure');
+    expect(String(failure.msg)).toContain('lifespan start-up failed');
+    expect(corral.find((r) => typeof r.msg === 'string' && r.msg.includes('database unreachable')).length).toBeGreaterThan(0);
+    expect((await get({ port })).body).toMatch(/^one /);
+    project.write('pkg/main.py', mainModule('three'));
+    await waitForMessage(port, 'three');
+  });
+
   it('keeps running when the app does not import at start, and serves once it is fixed', async () => {
     const project = makeProject('one');
     const broken = project.write('pkg/main.py', `${mainModule('one')}\nimport no_such_module_anywhere\n`);
