@@ -226,14 +226,15 @@ describe('--reload', () => {
     stream.destroy();
   });
 
-  it('replaces every worker with -w 2', async () => {
+  it('replaces every worker with -w 2, both from warm standbys', async () => {
     const project = makeProject('one');
     const { corral, port } = await startReloading(project, ['-w', '2']);
     const oldPids = await corral.waitForReadyWorkers(2);
     await waitForMessage(port, 'one');
+    await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, 'a standby per worker');
     project.write('pkg/main.py', mainModule('two'));
     const done = await corral.waitForLog(isMessage('reload: new code serving'), 20_000, 'the reload');
-    expect(done).toMatchObject({ workers: 2 });
+    expect(done).toMatchObject({ workers: 2, warm: 2 });
     // The old workers drain in the background: wait until they are gone, then only new code answers.
     await waitFor(() => oldPids.every((pid) => !isAlive(pid)), 10_000, 'the old workers to exit');
     const seen = new Set<string>();
