@@ -1,9 +1,15 @@
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
-import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
 import { createLogOutput, type LogOutput } from './logger.js';
-import { parseCommandLine, type CorralConfig } from './options.js';
+import { checkAppImports } from './check-config.js';
+import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
+import { readCpuLimit } from './cpu-limit.js';
+import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
+import { configAsJson, configAsText } from './print-config.js';
 import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { bindAll, type Listener } from './sockets.js';
@@ -13,10 +19,23 @@ import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 /** Variables that belong to the master alone (systemd's), never to a worker. */
 const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
 
-function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const copy = { ...env };
+function workerEnvironment(env: NodeJS.ProcessEnv, config: CorralConfig): NodeJS.ProcessEnv {
+  const copy = { ...env, ...config.rawEnv };
   for (const name of MASTER_ONLY_ENV) delete copy[name];
+  // gunicorn's --pythonpath: directories searched before the app's own.
+  if (config.pythonPath.length > 0) {
+    const dirs = config.pythonPath.map((dir) => path.resolve(dir));
+    copy.PYTHONPATH = [...dirs, ...(copy.PYTHONPATH ? [copy.PYTHONPATH] : [])].join(path.delimiter);
+  }
   return copy;
+}
+
+/** What the worker entry needs to run a config file's worker-side hooks. */
+function hookSettings(config: CorralConfig): Record<string, unknown> {
+  if (!config.configFile || config.configFile.workerHooks.length === 0) return {};
+  const cfg: Record<string, unknown> = {};
+  for (const [name, resolved] of Object.entries(config.settings)) cfg[name] = resolved.value;
+  return { hooks: { file: config.configFile.path, names: config.configFile.workerHooks, cfg, master_pid: process.pid } };
 }
 
 export function arbiterSettings(config: CorralConfig): ArbiterSettings {
@@ -46,6 +65,8 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     max_requests: config.maxRequests,
     max_requests_jitter: config.maxRequestsJitter,
     uvicorn: config.uvicorn,
+    proc_name: config.procName ?? null,
+    ...hookSettings(config),
   };
 }
 
@@ -107,7 +128,7 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
       },
       `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
     );
-    const env = workerEnvironment(process.env);
+    const env = workerEnvironment(process.env, config);
     const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
     const spawnWorker: SpawnWorker = (spec) =>
@@ -133,11 +154,52 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
   }
 }
 
+/** The config file to read: -c (or $CORRAL_CONFIG, or a CMD_ARGS variable), else ./gunicorn.conf.py when present. */
+function configFileToRead(given: string | undefined): string | undefined {
+  if (given !== undefined) return given;
+  return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined;
+}
+
+function changeDirectory(dir: string | undefined): void {
+  if (dir === undefined || path.resolve(dir) === process.cwd()) return;
+  try {
+    process.chdir(dir);
+  } catch {
+    throw new UsageError(`--chdir ${JSON.stringify(dir)}: no such directory`);
+  }
+}
+
+/** Reads every configuration source (chdir first, then the config file) into a command line. */
+function resolveCommandLine(argv: readonly string[]): CommandLine {
+  const first = preliminarySettings(argv, process.env);
+  if (first.helpOrVersion) return parseCommandLine(argv, process.env);
+  changeDirectory(first.chdir);
+  const file = configFileToRead(first.config);
+  const configFile = file === undefined ? undefined : readConfigFile(file, first.python);
+  if (configFile?.printed) process.stderr.write(configFile.printed);
+  const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
+  // A chdir set in the config file itself applies after reading it, as in gunicorn.
+  if ('config' in parsed) changeDirectory(parsed.config.chdir);
+  return parsed;
+}
+
+function printNotices(config: CorralConfig): void {
+  for (const notice of config.notices) process.stderr.write(`corral: ${notice.level === 'warn' ? 'warning' : 'note'}: ${notice.msg}\n`);
+}
+
+/** Settings parsed here whose behaviour lives in another part of corral not built into this one yet. */
+function notYetBuilt(config: CorralConfig): string[] {
+  const missing: string[] = [];
+  if (config.user !== undefined || config.group !== undefined) missing.push('-u/--user and -g/--group (workers as another user)');
+  if (config.reload.enabled) missing.push('--reload');
+  return missing;
+}
+
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   let config: CorralConfig;
   try {
-    const parsed = parseCommandLine(argv, process.env);
+    const parsed = resolveCommandLine(argv);
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -145,6 +207,18 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     if (parsed.kind === 'version') {
       process.stdout.write(`corral ${VERSION} (Node.js ${process.version}, ${os.platform()})\n`);
       return ExitCode.ok;
+    }
+    if (parsed.kind === 'print-config') {
+      printNotices(parsed.config);
+      process.stdout.write(`${parsed.json ? configAsJson(parsed.config) : configAsText(parsed.config)}\n`);
+      return ExitCode.ok;
+    }
+    if (parsed.kind === 'check-config') {
+      printNotices(parsed.config);
+      const result = checkAppImports(parsed.config, process.env);
+      if (result.output) process.stderr.write(`${result.output}\n`);
+      process.stderr.write(result.ok ? `corral: configuration OK; ${parsed.config.app} imports\n` : `corral: check failed\n`);
+      return result.ok ? ExitCode.ok : ExitCode.runtime;
     }
     config = parsed.config;
   } catch (error) {
@@ -155,6 +229,13 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     throw error;
   }
   const output = createLogOutput(config.logFormat, config.logLevel);
+  for (const notice of config.notices) {
+    const fields = notice.setting ? { setting: notice.setting } : {};
+    if (notice.level === 'warn') output.logger.warn(fields, notice.msg);
+    else output.logger.info(fields, notice.msg);
+  }
+  for (const feature of notYetBuilt(config)) output.logger.warn(`${feature}: not implemented in this build of corral; ignored`);
+  if (config.procName) process.title = config.procName;
   try {
     return await serve(config, output);
   } catch (error) {
