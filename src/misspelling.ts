@@ -70,7 +70,7 @@ export function suggestName(name: string, known: Iterable<string>): string | und
   let bestDistance = Infinity;
   for (const candidate of candidates) {
     if (candidate === name) return undefined;
-    const distance = editDistance(lower, candidate);
+    const distance = editDistance(lower, candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
