@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgv, type ParsedArgv } from './argv.js';
-import { parseBind, type BindSpec } from './bind.js';
+import { describeBind, parseBind, type BindSpec } from './bind.js';
 import type { ConfigFileContents } from './config-file.js';
 import { workersForCpus, type CpuLimit } from './cpu-limit.js';
 import { UsageError } from './exit-codes.js';
@@ -387,6 +387,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const bindList = value<string[]>('bind');
   if (bindList.length === 0) throw new UsageError('--bind: no address given');
   const binds = bindList.map(parseBind);
+  // Shown as corral will bind them (":8000" is 0.0.0.0:8000, "localhost" is 127.0.0.1).
+  settings.bind = { value: binds.map(describeBind), source: settings.bind!.source };
 
   noticesForSupport(settings, notices);
   const workerHooks = Object.keys(settings).filter((name) => WORKER_HOOK_NAMES.has(name) && settings[name]!.value !== null);

@@ -49,7 +49,7 @@ export function coerce(setting: Setting, raw: unknown, label: string): Value {
     case 'octal': {
       const digits = typeof raw === 'number' ? raw.toString(8) : (text ?? '').replace(/^0o/i, '');
       if (!/^[0-7]{1,4}$/.test(digits)) fail('an octal number such as 0o117');
-      return `0o${digits.padStart(3, '0')}`;
+      return `0o${parseInt(digits, 8).toString(8).padStart(3, '0')}`;
     }
     case 'choice': {
       let word = typeof raw === 'string' ? raw.trim() : fail(`one of ${setting.choices!.join(', ')}`);

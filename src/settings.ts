@@ -52,6 +52,11 @@ export interface Setting {
   help: string;
   /** Not read from CORRAL_<OPTION> (actions such as --help). */
   noEnv?: boolean;
+  /**
+   * Not read from a config file: uvicorn's command-line-only bind parts, because gunicorn.conf.py
+   * files commonly have helper variables named host and port that gunicorn ignores.
+   */
+  notInFile?: boolean;
 }
 
 const G = 'gunicorn' as const;
@@ -139,10 +144,10 @@ export const SETTINGS: readonly Setting[] = [
 
   // --- sockets ---
   { name: 'bind', type: 'list', default: ['127.0.0.1:8000'], flags: ['-b', '--bind'], origin: G, support: 'honoured', help: 'Address to listen on, repeatable: HOST:PORT, [IPV6]:PORT, unix:PATH, fd://N [default: 127.0.0.1:8000, or 0.0.0.0:$PORT]' },
-  { name: 'host', type: 'string', default: null, flags: ['--host'], uvicornParam: 'host', origin: U, support: 'honoured', help: 'uvicorn\'s bind host (with --port: one more bind)' },
-  { name: 'port', type: 'int', default: null, flags: ['--port'], uvicornParam: 'port', origin: U, support: 'honoured', help: 'uvicorn\'s bind port (with --host: one more bind)' },
-  { name: 'uds', type: 'string', default: null, flags: ['--uds'], uvicornParam: 'uds', origin: U, support: 'honoured', help: 'Bind a unix socket (same as --bind unix:PATH)' },
-  { name: 'fd', type: 'int', default: null, flags: ['--fd'], uvicornParam: 'fd', origin: U, support: 'honoured', help: 'Use this inherited socket (same as --bind fd://N)' },
+  { name: 'host', notInFile: true, type: 'string', default: null, flags: ['--host'], uvicornParam: 'host', origin: U, support: 'honoured', help: 'uvicorn\'s bind host (with --port: one more bind)' },
+  { name: 'port', notInFile: true, type: 'int', default: null, flags: ['--port'], uvicornParam: 'port', origin: U, support: 'honoured', help: 'uvicorn\'s bind port (with --host: one more bind)' },
+  { name: 'uds', notInFile: true, type: 'string', default: null, flags: ['--uds'], uvicornParam: 'uds', origin: U, support: 'honoured', help: 'Bind a unix socket (same as --bind unix:PATH)' },
+  { name: 'fd', notInFile: true, type: 'int', default: null, flags: ['--fd'], uvicornParam: 'fd', origin: U, support: 'honoured', help: 'Use this inherited socket (same as --bind fd://N)' },
   { name: 'backlog', type: 'posint', default: 2048, flags: ['--backlog'], uvicornParam: 'backlog', uvicornKwarg: 'backlog', origin: GU, support: 'honoured', help: 'Maximum number of pending connections' },
   { name: 'umask', type: 'octal', default: '0o117', flags: ['-m', '--umask'], origin: G, support: 'honoured', help: 'Umask for unix socket files (octal)' },
   { name: 'reuse_port', type: 'bool', default: false, flags: ['--reuse-port'], origin: G, support: 'ignored', note: 'the master binds each address once and every worker shares it; SO_REUSEPORT is not needed', help: 'gunicorn: SO_REUSEPORT' },
@@ -295,7 +300,9 @@ export const SETTINGS_BY_NAME: ReadonlyMap<string, Setting> = new Map(SETTINGS.m
 
 /** Names a config file may use for each setting: its name and its aliases. */
 export const FILE_NAMES: ReadonlyMap<string, Setting> = new Map(
-  SETTINGS.flatMap((setting) => [setting.name, ...(setting.fileAliases ?? [])].map((name) => [name, setting] as const)),
+  SETTINGS.filter((setting) => !setting.notInFile).flatMap((setting) =>
+    [setting.name, ...(setting.fileAliases ?? [])].map((name) => [name, setting] as const),
+  ),
 );
 
 /** Maps every command-line flag to its setting and the value a flag without argument means. */
