@@ -101,8 +101,10 @@ export function readCpuLimit(
       break;
     }
   }
-  if (best !== undefined && best.cpus < available) {
-    return { cpus: best.cpus, found: `${best.found}: ${formatCpus(best.cpus)} CPUs` };
+  if (best !== undefined) {
+    const found = `${best.found}: ${formatCpus(best.cpus)} CPUs`;
+    if (best.cpus <= available) return { cpus: best.cpus, found };
+    return { cpus: available, found: `${found}, but only ${available} available to this process` };
   }
   return { cpus: available, found: `no cgroup CPU limit under ${root}; ${available} CPUs available to this process` };
 }

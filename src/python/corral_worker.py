@@ -278,6 +278,9 @@ def build_server(app: Any) -> Any:
 
     options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
     options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
+    # Each worker is one uvicorn process; without this, uvicorn.Config parses $WEB_CONCURRENCY
+    # itself and fails on corral's "auto".
+    options.setdefault("workers", 1)
     # A user's --log-config replaces corral's JSON records, as it replaces uvicorn's default logging.
     log_config = options.pop("log_config", None)
     if isinstance(options.get("headers"), list):

@@ -38,7 +38,8 @@ describe('cgroup CPU limit', () => {
 
   it('falls back to the CPUs available when there is no limit, or a larger one', () => {
     expect(readCpuLimit(fakeCgroup({ 'cpu.max': 'max 100000' }), '0::/\n', 6)).toEqual({ cpus: 6, found: expect.stringContaining('no cgroup CPU limit') });
-    expect(readCpuLimit(fakeCgroup({ 'cpu.max': '1600000 100000' }), '0::/\n', 4).cpus).toBe(4);
+    const larger = readCpuLimit(fakeCgroup({ 'cpu.max': '1600000 100000' }), '0::/\n', 4);
+    expect(larger).toEqual({ cpus: 4, found: expect.stringContaining('16 CPUs, but only 4 available to this process') });
     expect(readCpuLimit(fakeCgroup({ 'cpu,cpuacct/cpu.cfs_quota_us': '-1', 'cpu,cpuacct/cpu.cfs_period_us': '100000' }), '3:cpu,cpuacct:/\n', 2).cpus).toBe(2);
   });
 
