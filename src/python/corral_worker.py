@@ -373,15 +373,19 @@ def install_signal_handlers(server: Any) -> None:
 
 
 def install_abort_hook() -> None:
-    """SIGABRT (the master's hung-worker abort) runs worker_abort after the stack dump, when Python still can."""
+    """SIGABRT (the master's hung-worker abort) dumps the stacks, runs worker_abort, then dies of SIGABRT.
+
+    faulthandler cannot chain a Python handler on SIGABRT, so with this hook the dump is made from
+    Python: a worker stuck inside C code never gets here, and the master's SIGKILL follows as usual.
+    """
 
     def on_abort(_sig: int, _frame: object) -> None:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         HOOKS.run("worker_abort", server=False, fatal=False)
-        os._exit(128 + signal.SIGABRT)
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+        os.abort()
 
     signal.signal(signal.SIGABRT, on_abort)
-    # The C-level dump still comes first and needs no Python; then Python's handler above is chained.
-    faulthandler.register(signal.SIGABRT, file=sys.stderr, all_threads=True, chain=True)
 
 
 def load_hooks() -> None:

@@ -102,6 +102,44 @@ describe('a gunicorn.conf.py with workers, bind, timeouts, logging and hooks', (
   });
 });
 
+describe('gunicorn\'s --chdir, --pythonpath and -e', () => {
+  it('imports the app from the new directory, with the extra path and variables', async () => {
+    const port = await freePort();
+    const corral = startCorral(['--chdir', FIXTURES, '--pythonpath', 'lib', '-e', 'GREETING=hello', '-b', `127.0.0.1:${port}`, 'lib_app:app'], { env: CLEAR });
+    await corral.waitForReadyWorkers(1);
+    expect((await get({ port })).body).toBe('from-pythonpath hello');
+  });
+});
+
+describe('signal hooks', () => {
+  const conf = path.join(FIXTURES, 'signal_hooks.conf.py');
+
+  it('runs worker_int and worker_exit when the master stops quickly (INT)', async () => {
+    const port = await freePort();
+    const corral = startCorral(['-c', conf, '--timeout', '0', '--app-dir', TEST_APPS, 'app:app'], { env: { ...CLEAR, TEST_PORT: String(port) } });
+    const [pid] = await corral.waitForReadyWorkers(1);
+    corral.signal('SIGINT');
+    expect(await corral.waitForExit()).toBe(0);
+    const hooks = corral.find((record) => record.name === 'corral.hooks').map(message);
+    expect(hooks).toEqual([`hook worker_int pid=${pid}`, `hook worker_exit pid=${pid}`]);
+  });
+
+  it('runs worker_abort in a worker aborted as hung', async () => {
+    const port = await freePort();
+    const corral = startCorral(['-c', conf, '--app-dir', TEST_APPS, 'app:app'], { env: { ...CLEAR, TEST_PORT: String(port) } });
+    const [pid] = await corral.waitForReadyWorkers(1);
+    // The request blocks the worker's event loop longer than the 1 s timeout of the config file.
+    get({ port }, '/block?s=8', 15_000).catch(() => undefined);
+    const abort = await corral.waitForLog((record) => message(record) === `hook worker_abort pid=${pid}`, 15_000, 'the worker_abort hook');
+    expect(abort).toMatchObject({ name: 'corral.hooks', worker: 1 });
+    // The stack dump, which names the line the worker is stuck on, still comes first.
+    const stuckLine = corral.records.findIndex((record) => record.pid === pid && record.stream === 'stderr' && /app\.py", line \d+ in app/.test(message(record)));
+    expect(stuckLine).toBeGreaterThanOrEqual(0);
+    expect(stuckLine).toBeLessThan(corral.records.indexOf(abort));
+    await waitFor(() => corral.readyWorkerPids().some((other) => other !== pid), 20_000, 'a replacement worker');
+  });
+});
+
 describe('--workers auto', () => {
   it('counts from a v2 cgroup cpu.max and a v1 quota, not the host cores', async () => {
     const v2 = tempDir('corral-cgroup-v2-');
