@@ -18,6 +18,7 @@ export interface ArbiterSettings {
 }
 
 export interface ArbiterEvents {
+  'worker-spawn': [worker: Worker];
   'worker-ready': [worker: Worker];
   'worker-exit': [worker: Worker, exit: WorkerExit];
   /** Every wanted slot has a ready worker (sent each time that becomes true). */
@@ -219,7 +220,10 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       this.log.error({ worker: worker.slot, error: replacement.bootError?.message }, 'recycling postponed: the replacement did not boot');
       return;
     }
+    const exited = new Promise<void>((resolve) => (worker.state === 'exited' ? resolve() : worker.once('exit', () => resolve())));
     worker.stop(reason, 'graceful');
+    // One recycle at a time: the next waits until this worker has drained.
+    await exited;
   }
 
   private whenReady(worker: Worker): Promise<boolean> {
@@ -245,6 +249,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     const worker = this.spawnWorker({ slot, generation, role });
     this.workers.add(worker);
     this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
+    this.emit('worker-spawn', worker);
     worker.on('ready', () => this.onReady(worker));
     worker.once('exit', (exit) => this.onExit(worker, exit));
     return worker;
@@ -357,6 +362,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         worker.stop('boot-timeout', 'kill');
       } else if (
         worker.state === 'ready' &&
+        worker.stopReason === undefined &&
         this.settings.timeoutMs > 0 &&
         now - worker.lastHeartbeatAt > this.settings.timeoutMs
       ) {

@@ -28,7 +28,7 @@ export function usePretty(format: LogFormat, isTerminal: boolean): boolean {
 export function createLogOutput(format: LogFormat, level: LogLevel): LogOutput {
   const pretty = usePretty(format, process.stdout.isTTY === true);
   const stream = pretty
-    ? pinoPretty({ sync: true, destination: 1, colorize: process.stdout.isTTY === true, ignore: 'hostname' })
+    ? pinoPretty({ sync: true, destination: 1, colorize: process.stdout.isTTY === true, ignore: 'hostname', singleLine: true })
     : pino.destination({ dest: 1, sync: true });
   // Lines about a worker carry the worker's pid; the master's own lines carry the master's.
   const logger = pino(

@@ -12,6 +12,7 @@ import { parseCommandLine, preliminarySettings, type CommandLine, type CorralCon
 import { configAsJson, configAsText } from './print-config.js';
 import { writePidFile } from './pidfile.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
+import { Recycler, type RecyclingSettings } from './recycling.js';
 import { bindAll, type Listener } from './sockets.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
@@ -44,6 +45,15 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     timeoutMs: config.timeout * 1000,
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
+  };
+}
+
+export function recyclingSettings(config: CorralConfig): RecyclingSettings {
+  return {
+    maxMemory: config.maxMemory,
+    sampleIntervalMs: config.memoryCheckInterval * 1000,
+    maxLifetimeMs: config.maxWorkerLifetime * 1000,
+    maxLifetimeJitterMs: config.maxWorkerLifetimeJitter * 1000,
   };
 }
 
@@ -83,12 +93,12 @@ function routeWorkerOutput(output: LogOutput) {
   };
 }
 
-function installSignals(arbiter: Arbiter, log: Logger): () => void {
+function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () => void {
   const handlers: Partial<Record<NodeJS.Signals, () => void>> = {
     SIGTERM: () => arbiter.stop('graceful'),
     SIGINT: () => arbiter.stop('quick'),
     SIGQUIT: () => arbiter.stop('quick'),
-    SIGHUP: () => arbiter.requestRollingRestart('SIGHUP'),
+    SIGHUP: reload,
     SIGTTIN: () => arbiter.requestScaleUp(),
     SIGTTOU: () => arbiter.requestScaleDown(),
     SIGWINCH: () => undefined,
@@ -104,7 +114,24 @@ function installSignals(arbiter: Arbiter, log: Logger): () => void {
   };
 }
 
-async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeValue> {
+/**
+ * HUP re-reads the configuration as it was given (command line and environment). What needs a new
+ * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
+ */
+function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log: Logger): CorralConfig | undefined {
+  let parsed;
+  try {
+    parsed = load();
+  } catch (error) {
+    log.error({ err: error }, 'the configuration could not be re-read; restarting with the previous one');
+    return undefined;
+  }
+  if (parsed.kind !== 'run') return undefined;
+  const next = { ...parsed.config, binds: current.binds, python: current.python, workers: current.workers };
+  return next;
+}
+
+async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
   const log = output.logger;
   let listeners: Listener[] = [];
   let removePidFile = () => undefined as void;
@@ -128,22 +155,36 @@ async function serve(config: CorralConfig, output: LogOutput): Promise<ExitCodeV
       },
       `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
     );
-    const env = workerEnvironment(process.env, config);
-    const settings = workerSettings(config);
     const onOutput = routeWorkerOutput(output);
+    let current = config;
+    let settings = workerSettings(current);
+    // Reads the live configuration at each spawn, so a HUP's re-read reaches every new worker.
     const spawnWorker: SpawnWorker = (spec) =>
       new ProcessWorker(spec, {
-        python: config.python,
+        python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
-        env,
+        // -e and --pythonpath may change with a HUP's re-read.
+        env: workerEnvironment(process.env, current),
         settings,
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
-        gracefulTimeoutMs: config.gracefulTimeout * 1000 + 500,
+        gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
       });
-    const arbiter = new Arbiter(arbiterSettings(config), spawnWorker, log);
-    const removeSignals = installSignals(arbiter, log);
+    const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    const recycler = new Recycler(arbiter, recyclingSettings(current), log);
+    recycler.start();
+    const reload = (): void => {
+      const next = rereadConfiguration(load, current, log);
+      if (next) {
+        current = next;
+        settings = workerSettings(next);
+        arbiter.updateSettings(arbiterSettings(next));
+        recycler.updateSettings(recyclingSettings(next));
+      }
+      arbiter.requestRollingRestart('SIGHUP');
+    };
+    const removeSignals = installSignals(arbiter, log, reload);
     const code = await arbiter.run();
     removeSignals();
     log.info({ code }, 'corral stopped');
@@ -198,8 +239,10 @@ function notYetBuilt(config: CorralConfig): string[] {
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   let config: CorralConfig;
+  // HUP re-reads every source again: the command line, the environment and the config file.
+  const load = (): CommandLine => resolveCommandLine(argv);
   try {
-    const parsed = resolveCommandLine(argv);
+    const parsed = load();
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -237,7 +280,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   for (const feature of notYetBuilt(config)) output.logger.warn(`${feature}: not implemented in this build of corral; ignored`);
   if (config.procName) process.title = config.procName;
   try {
-    return await serve(config, output);
+    return await serve(config, load, output);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);

@@ -1,4 +1,5 @@
 import { UsageError } from './exit-codes.js';
+import { parseSize } from './resources.js';
 import type { Setting, Value } from './settings.js';
 
 /** Names uvicorn also accepts as module:attribute for these settings. */
@@ -31,6 +32,16 @@ export function coerce(setting: Setting, raw: unknown, label: string): Value {
       const value = typeof raw === 'number' ? raw : text !== undefined && text !== '' ? Number(text) : NaN;
       if (!Number.isFinite(value) || value < 0) fail('a number of 0 or more');
       return value;
+    }
+    case 'positive': {
+      const value = typeof raw === 'number' ? raw : text !== undefined && text !== '' ? Number(text) : NaN;
+      if (!Number.isFinite(value) || value <= 0) fail('a number greater than 0');
+      return value;
+    }
+    case 'size': {
+      const value = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw : text !== undefined ? parseSize(text) : undefined;
+      if (value === undefined) fail('a size such as 512M, 2G or 0 for no limit');
+      return value!;
     }
     case 'workers': {
       if (typeof raw === 'string' && raw.trim().toLowerCase() === 'auto') return 'auto';

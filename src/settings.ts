@@ -13,6 +13,8 @@ export type SettingType =
   | 'bool'
   | 'list' // repeatable: each occurrence adds one value
   | 'octal'
+  | 'size' // bytes, written as 512M, 2G, 1.5GiB or a number of bytes
+  | 'positive' // a number greater than 0
   | 'workers' // posint or "auto"
   | 'choice'
   | 'dict' // config file only (logconfig_dict)
@@ -163,7 +165,11 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'keepalive', type: 'int', default: 5, flags: ['--keep-alive', '--timeout-keep-alive'], uvicornParam: 'timeout_keep_alive', uvicornKwarg: 'timeout_keep_alive', fileAliases: ['timeout_keep_alive'], origin: GU, support: 'honoured', help: 'Seconds to keep an idle connection open (uvicorn --timeout-keep-alive; uvicorn\'s default 5, not gunicorn\'s 2)' },
   { name: 'max_requests', type: 'int', default: 0, flags: ['--max-requests', '--limit-max-requests'], uvicornParam: 'limit_max_requests', fileAliases: ['limit_max_requests'], origin: GU, support: 'honoured', help: 'Recycle a worker after this many requests (0: never)' },
   { name: 'max_requests_jitter', type: 'int', default: 0, flags: ['--max-requests-jitter', '--limit-max-requests-jitter'], uvicornParam: 'limit_max_requests_jitter', fileAliases: ['limit_max_requests_jitter'], origin: GU, support: 'honoured', help: 'Random extra requests, up to this many, per worker' },
-  { name: 'max_surge', type: 'posint', default: 1, flags: ['--max-surge'], origin: C, support: 'honoured', help: 'New workers started at once during a rolling restart' },
+  { name: 'max_surge', type: 'posint', default: null, flags: ['--max-surge'], origin: C, support: 'honoured', help: 'New workers started at once during a rolling restart [default: a quarter of the workers, at least 1]' },
+  { name: 'max_memory', type: 'size', default: 0, flags: ['--max-memory'], origin: C, support: 'honoured', help: 'Recycle a worker whose process tree uses more resident memory, e.g. 512M (0: never)' },
+  { name: 'memory_check_interval', type: 'positive', default: 5, flags: ['--memory-check-interval'], origin: C, support: 'honoured', help: 'Seconds between CPU and memory samples of the workers' },
+  { name: 'max_worker_lifetime', type: 'float', default: 0, flags: ['--max-worker-lifetime'], origin: C, support: 'honoured', help: 'Recycle a worker after this many seconds (0: never)' },
+  { name: 'max_worker_lifetime_jitter', type: 'float', default: 0, flags: ['--max-worker-lifetime-jitter'], origin: C, support: 'honoured', help: 'Random extra seconds of lifetime, up to this, per worker' },
   { name: 'preload_app', type: 'bool', default: false, flags: ['--preload'], origin: G, support: 'ignored', note: 'workers are fresh interpreters that each import the app (no fork after import); --check-config imports it once up front', help: 'gunicorn: import the app in the master before forking' },
   { name: 'worker_tmp_dir', type: 'string', default: null, flags: ['--worker-tmp-dir'], origin: G, support: 'ignored', note: 'workers report heartbeats over a pipe to the master; there is no heartbeat file', help: 'gunicorn: directory of the heartbeat files' },
   { name: 'proc_name', type: 'string', default: null, flags: ['-n', '--name'], origin: G, support: 'honoured', help: 'Process title of the master (shown by ps)' },

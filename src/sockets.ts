@@ -1,6 +1,7 @@
 import { promises as dns } from 'node:dns';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import util from 'node:util';
 import { describeBind, type BindSpec } from './bind.js';
 import { CorralError, ExitCode } from './exit-codes.js';
@@ -51,7 +52,6 @@ function bindError(spec: BindSpec, code: number | string): CorralError {
     EADDRINUSE: 'stop the other server or pick another port with --bind',
     EADDRNOTAVAIL: 'that address is not on this host; use one of its addresses, 127.0.0.1 or 0.0.0.0',
     EACCES: 'permission denied; ports below 1024 need root or CAP_NET_BIND_SERVICE',
-    ENOENT: 'the directory does not exist',
     EAFNOSUPPORT: 'this host does not support that address family',
   };
   return new CorralError(`cannot bind ${where}: ${name}; ${hints[name] ?? 'check the address'}`, ExitCode.runtime);
@@ -109,8 +109,18 @@ async function bindUnix(
     }
     fs.unlinkSync(spec.path);
   }
+  // libuv reports a missing directory as EACCES, so look first.
+  const directory = path.dirname(path.resolve(spec.path));
+  if (!fs.statSync(directory, { throwIfNoEntry: false })?.isDirectory()) {
+    throw new CorralError(`cannot bind unix:${spec.path}: ENOENT; the directory ${directory} does not exist`, ExitCode.runtime);
+  }
   const handle = create(spec.path, -1, -1, undefined, 0);
-  if (typeof handle === 'number') throw bindError(spec, handle);
+  if (typeof handle === 'number') {
+    if (util.getSystemErrorName(handle) === 'EACCES') {
+      throw new CorralError(`cannot bind unix:${spec.path}: EACCES; the directory ${directory} is not writable for this user`, ExitCode.runtime);
+    }
+    throw bindError(spec, handle);
+  }
   try {
     fs.chmodSync(spec.path, mode);
   } catch (error) {

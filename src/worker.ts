@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import type { ResourceUsage } from './resources.js';
 
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
 
@@ -64,6 +65,8 @@ export interface Worker extends EventEmitter<WorkerEvents> {
   readonly connections: number;
   readonly stopReason: StopReason | undefined;
   readonly bootError: BootError | undefined;
+  /** The latest CPU and memory sample of the worker's process tree. */
+  usage: ResourceUsage | undefined;
   stop(reason: StopReason, mode: StopMode): void;
   /** Asks a hung worker for its stack (SIGABRT), then kills it after `graceMs`. */
   abort(reason: StopReason, graceMs: number): void;
@@ -106,6 +109,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
   connections = 0;
   stopReason: StopReason | undefined;
   bootError: BootError | undefined;
+  usage: ResourceUsage | undefined;
   private readonly child: ChildProcess;
   private killTimer: NodeJS.Timeout | undefined;
 
@@ -168,6 +172,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
         this.emit('heartbeat');
         return;
       case 'retiring':
+        if (message.requests !== undefined) this.requests = message.requests;
         this.emit('retiring', message.reason);
         return;
       case 'boot_error':

@@ -16,6 +16,7 @@ import faulthandler
 import json
 import logging
 import os
+import random
 import signal
 import socket
 import sys
@@ -296,6 +297,8 @@ def server_class() -> type:
         """uvicorn's server, with corral's signals and reports to the master."""
 
         heartbeat_task: asyncio.Task[None] | None = None
+        retiring = False
+        request_limit = draw_request_limit()
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -320,10 +323,24 @@ def server_class() -> type:
                 CONTROL.send("heartbeat", requests=state.total_requests, connections=len(state.connections))
                 await asyncio.sleep(interval)
 
+        async def on_tick(self, counter: int) -> bool:
+            should_exit = await super().on_tick(counter)
+            if not self.retiring and self.request_limit and self.server_state.total_requests >= self.request_limit:
+                # The master starts a replacement first, then drains this worker: no capacity gap.
+                self.retiring = True
+                CONTROL.send("retiring", reason="max-requests", requests=self.server_state.total_requests)
+            return should_exit
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if self.heartbeat_task is not None:
                 self.heartbeat_task.cancel()
             CONTROL.send("draining", requests=self.server_state.total_requests)
+            started = time.monotonic()
+            graceful = float(SETTINGS.get("graceful_timeout", 30))
+            if not self.force_exit:
+                await drain_without_resets(self, started + graceful)
+            # What is left (long responses past the bound) is uvicorn's to cancel, in the time remaining.
+            self.config.timeout_graceful_shutdown = max(0.1, graceful - (time.monotonic() - started))
             await super().shutdown(sockets=sockets)
 
         def begin_drain(self) -> None:
@@ -337,6 +354,59 @@ def server_class() -> type:
 
 
 CorralServer: Any = None
+
+
+def draw_request_limit() -> int:
+    """gunicorn's max-requests with jitter: each worker draws its own limit; 0 means none."""
+    limit = int(SETTINGS.get("max_requests") or 0)
+    if limit <= 0:
+        return 0
+    return limit + random.randint(0, int(SETTINGS.get("max_requests_jitter") or 0))
+
+
+def close_after_response(app: Any) -> Any:
+    """Wraps an app so every response asks the client to close: the next request on a keep-alive
+    connection is answered, with `Connection: close`, instead of finding the connection reset."""
+
+    async def closing_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def send_with_close(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(name, value) for name, value in message.get("headers", []) if name.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_with_close if scope["type"] == "http" else send)
+
+    return closing_app
+
+
+async def drain_without_resets(server: Any, deadline: float) -> None:
+    """Stops accepting, lets in-flight requests finish with `Connection: close`, answers the next
+    request of each keep-alive connection the same way, and closes connections that stay idle
+    for a short grace. gunicorn and uvicorn close idle keep-alive connections at once, which
+    resets the requests clients were sending on them at that moment."""
+    for listener in getattr(server, "servers", []):
+        listener.close()
+    idle_grace = min(1.0, float(SETTINGS.get("graceful_timeout", 30)) / 2)
+    connections = server.server_state.connections
+    for connection in list(connections):
+        if hasattr(connection, "cycle") and hasattr(connection, "app"):
+            connection.app = close_after_response(connection.app)
+            cycle = connection.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.keep_alive = False
+        else:
+            connection.shutdown()  # a websocket: uvicorn sends close code 1012
+    idle_since: dict[Any, float] = {}
+    while connections and time.monotonic() < deadline and not server.force_exit:
+        now = time.monotonic()
+        for connection in list(connections):
+            cycle = getattr(connection, "cycle", None)
+            if cycle is not None and not cycle.response_complete:
+                idle_since.pop(connection, None)
+            elif now - idle_since.setdefault(connection, now) >= idle_grace:
+                connection.transport.close()
+        await asyncio.sleep(0.05)
 
 
 def install_signal_handlers(server: Any) -> None:

@@ -22,6 +22,15 @@ async def respond(send: Any, status: int, body: bytes, content_type: bytes = b"t
     await send({"type": "http.response.body", "body": body})
 
 
+async def stream_forever(send: Any) -> None:
+    """A server-sent-events response that never ends by itself."""
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+    print("/stream started")
+    while True:
+        await send({"type": "http.response.body", "body": b"data: tick\n\n", "more_body": True})
+        await asyncio.sleep(0.2)
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -38,6 +47,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path in ("/sleep", "/block"):
         # Tests wait for this line to know the request has reached a worker.
         print(f"{path} started")
+    if path == "/stream":
+        await stream_forever(send)
+        return
     if path == "/sleep":
         await asyncio.sleep(float(query.get("s", "1")))
     elif path == "/block":

@@ -1,0 +1,449 @@
+// Results model and the three outputs: JSON, a Markdown table with each figure's ratio to
+// `uvicorn --workers`, and an SVG chart written by hand. Everything here but writeReport() is pure.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BASELINE, SERVER_LABELS, SERVER_NAMES, type ServerName } from './servers.js';
+
+export const SCENARIO_IDS = ['throughput', 'memory', 'launch', 'kill', 'hup', 'reload', 'idle'] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+export type RowStatus = 'ok' | 'error' | 'unsupported';
+
+export interface ResultRow {
+  scenario: ScenarioId;
+  app: string;
+  workers: number;
+  /** what else distinguishes the configuration: "access log off", "fresh connections", ... */
+  variant: string;
+  server: ServerName;
+  status: RowStatus;
+  /** medians over the rounds */
+  metrics: Record<string, number>;
+  /** every round's value, for the JSON */
+  samples?: Record<string, number[]>;
+  /** error message, or why the feature is not supported */
+  note?: string;
+}
+
+export interface MachineInfo {
+  nproc: number;
+  cpuModel: string;
+  memTotalGiB: number;
+  kernel: string;
+  node: string;
+  python: string;
+  versions: Record<string, string>;
+  commit: string;
+  date: string;
+}
+
+export interface BenchReport {
+  mode: 'quick' | 'full' | 'partial';
+  machine: MachineInfo;
+  settings: Record<string, unknown>;
+  durationS: number;
+  rows: ResultRow[];
+}
+
+export interface MetricDef {
+  key: string;
+  label: string;
+  /** which direction is better; ratios are shown only for metrics that have one */
+  better?: 'higher' | 'lower';
+  digits: number;
+}
+
+export const SCENARIO_TITLES: Record<ScenarioId, string> = {
+  throughput: 'Throughput and latency (wrk, keep-alive)',
+  memory: 'Resident memory after the throughput run',
+  launch: 'Launch → first 200',
+  kill: 'kill -9 of a worker → its replacement answering',
+  hup: 'HUP (rolling restart) under load',
+  reload: 'Dev reload: file saved → new code answering',
+  idle: 'Master CPU at idle',
+};
+
+export const METRICS: Record<ScenarioId, MetricDef[]> = {
+  throughput: [
+    { key: 'rps', label: 'req/s', better: 'higher', digits: 0 },
+    { key: 'p50Ms', label: 'p50 ms', better: 'lower', digits: 2 },
+    { key: 'p99Ms', label: 'p99 ms', better: 'lower', digits: 2 },
+    { key: 'errors', label: 'errors', digits: 0 },
+    { key: 'otherLoadPct', label: 'other load %', digits: 0 },
+  ],
+  memory: [
+    { key: 'masterRssMiB', label: 'master MiB', better: 'lower', digits: 1 },
+    { key: 'workerRssMiB', label: 'per worker MiB', better: 'lower', digits: 1 },
+    { key: 'totalRssMiB', label: 'total MiB', better: 'lower', digits: 1 },
+  ],
+  launch: [
+    { key: 'first200S', label: 'first 200 s', better: 'lower', digits: 3 },
+    { key: 'allReadyS', label: 'all workers ready s', better: 'lower', digits: 3 },
+  ],
+  kill: [
+    { key: 'respawnS', label: 'new worker pid s', better: 'lower', digits: 3 },
+    { key: 'answerS', label: 'replacement answering s', better: 'lower', digits: 3 },
+  ],
+  hup: [
+    { key: 'replacedS', label: 'all workers replaced s', better: 'lower', digits: 2 },
+    { key: 'failed', label: 'failed requests', digits: 0 },
+    { key: 'socketErrors', label: 'socket errors', digits: 0 },
+    { key: 'non2xx', label: 'non-2xx', digits: 0 },
+    { key: 'requests', label: 'requests', digits: 0 },
+  ],
+  reload: [
+    { key: 'medianS', label: 'median s', better: 'lower', digits: 3 },
+    { key: 'maxS', label: 'max s', better: 'lower', digits: 3 },
+    { key: 'saves', label: 'saves', digits: 0 },
+  ],
+  idle: [
+    { key: 'masterCpuPct', label: 'master CPU % of a core', better: 'lower', digits: 2 },
+    { key: 'workersCpuPct', label: 'workers CPU % (sum)', better: 'lower', digits: 2 },
+    { key: 'masterRssMiB', label: 'master MiB', better: 'lower', digits: 1 },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Formatting
+
+export function formatNumber(value: number, digits: number): string {
+  if (!Number.isFinite(value)) return '—';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** value / base as "0.98×"; undefined when there is no meaningful ratio. */
+export function ratio(value: number | undefined, base: number | undefined): number | undefined {
+  if (value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base)) return undefined;
+  if (base === 0) return undefined;
+  return value / base;
+}
+
+export function formatRatio(r: number | undefined): string {
+  if (r === undefined) return '';
+  return `${r.toFixed(2)}×`;
+}
+
+export const configKey = (r: Pick<ResultRow, 'scenario' | 'app' | 'workers' | 'variant'>): string =>
+  `${r.scenario}|${r.app}|${r.workers}|${r.variant}`;
+
+/** The baseline (uvicorn --workers) row of the same configuration, if it ran fine. */
+export function baselineOf(row: ResultRow, rows: ResultRow[]): ResultRow | undefined {
+  const key = configKey(row);
+  return rows.find((r) => r.server === BASELINE && r.status === 'ok' && configKey(r) === key);
+}
+
+/** One table cell: "12,345 (0.98×)", the baseline's own value without a ratio. */
+export function formatCell(row: ResultRow, metric: MetricDef, rows: ResultRow[]): string {
+  const v = row.metrics[metric.key];
+  if (v === undefined) return '—';
+  const text = formatNumber(v, metric.digits);
+  if (!metric.better || row.server === BASELINE) return text;
+  const r = ratio(v, baselineOf(row, rows)?.metrics[metric.key]);
+  return r === undefined ? text : `${text} (${formatRatio(r)})`;
+}
+
+const escapeCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+
+const truncate = (s: string, n: number): string => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+function orderRows(rows: ResultRow[]): ResultRow[] {
+  // keep the configurations in the order they were first produced, servers in a fixed order
+  const order = new Map<string, number>();
+  for (const r of rows) if (!order.has(configKey(r))) order.set(configKey(r), order.size);
+  return [...rows].sort(
+    (a, b) =>
+      order.get(configKey(a))! - order.get(configKey(b))! ||
+      SERVER_NAMES.indexOf(a.server) - SERVER_NAMES.indexOf(b.server),
+  );
+}
+
+/** How a server is named in a scenario's table (the reload rows run each server in dev mode). */
+export function serverLabel(scenario: ScenarioId, server: ServerName): string {
+  if (scenario === 'reload') return server === 'gunicorn' ? 'gunicorn --reload + UvicornWorker' : `${server} --reload`;
+  return SERVER_LABELS[server];
+}
+
+export function scenarioTable(scenario: ScenarioId, rows: ResultRow[]): string {
+  const mine = orderRows(rows.filter((r) => r.scenario === scenario));
+  if (mine.length === 0) return '';
+  const metrics = METRICS[scenario];
+  const withVariant = mine.some((r) => r.variant !== '');
+  const keys = ['app', 'workers', ...(withVariant ? ['variant'] : []), 'server'];
+  const head = [...keys, ...metrics.map((m) => m.label)];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < keys.length ? '---' : '---:')).join('|')}|`];
+  for (const r of mine) {
+    let cells: string[];
+    if (r.status === 'ok') cells = metrics.map((m) => formatCell(r, m, rows));
+    else {
+      const what = r.status === 'unsupported' ? `not supported${r.note ? `: ${r.note}` : ''}` : `error: ${r.note ?? '?'}`;
+      cells = [truncate(what, 120), ...metrics.slice(1).map(() => '')];
+    }
+    const row = [r.app, String(r.workers), ...(withVariant ? [r.variant] : []), serverLabel(scenario, r.server), ...cells].map(escapeCell);
+    lines.push(`| ${row.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Goals (issue 7): where corral misses one, the report says so.
+
+export interface GoalCheck {
+  goal: string;
+  status: 'met' | 'missed' | 'not measured';
+  detail: string;
+}
+
+export function checkGoals(rows: ResultRow[]): GoalCheck[] {
+  const corral = (s: ScenarioId): ResultRow[] => rows.filter((r) => r.server === 'corral' && r.scenario === s);
+  const out: GoalCheck[] = [];
+  const describe = (r: ResultRow): string => `${r.app} ${r.workers}w ${r.variant}`.trim();
+
+  const ratios = (s: ScenarioId, key: string): Array<{ row: ResultRow; r: number | undefined }> =>
+    corral(s).map((row) => ({ row, r: row.status === 'ok' ? ratio(row.metrics[key], baselineOf(row, rows)?.metrics[key]) : undefined }));
+
+  const ratioGoal = (goal: string, s: ScenarioId, key: string, ok: (r: number) => boolean): void => {
+    const rs = ratios(s, key);
+    const measured = rs.filter((x) => x.r !== undefined) as Array<{ row: ResultRow; r: number }>;
+    if (measured.length === 0) {
+      const failed = rs.filter((x) => x.row.status === 'error');
+      out.push({ goal, status: 'not measured', detail: failed.length ? `corral: error (${truncate(failed[0]!.row.note ?? '', 80)})` : 'no corral/uvicorn pair' });
+      return;
+    }
+    const missed = measured.filter((x) => !ok(x.r));
+    const detail = measured.map((x) => `${describe(x.row)}: ${formatRatio(x.r)}`).join('; ');
+    out.push({ goal, status: missed.length || measured.length < rs.length ? 'missed' : 'met', detail });
+  };
+
+  ratioGoal('throughput ≥ 0.98× uvicorn --workers (same workers)', 'throughput', 'rps', (r) => r >= 0.98);
+  ratioGoal('launch → first 200 no slower than uvicorn (≤ 1.00×)', 'launch', 'first200S', (r) => r <= 1.0);
+
+  const hup = corral('hup');
+  if (hup.length === 0) out.push({ goal: 'HUP with zero failed requests', status: 'not measured', detail: '' });
+  else {
+    const bad = hup.filter((r) => r.status !== 'ok' || (r.metrics.failed ?? 0) > 0);
+    out.push({
+      goal: 'HUP with zero failed requests',
+      status: bad.length ? 'missed' : 'met',
+      detail: hup
+        .map((r) => `${describe(r)}: ${r.status === 'ok' ? `${r.metrics.failed} failed` : r.status}`)
+        .join('; '),
+    });
+  }
+
+  const threshold = (goal: string, s: ScenarioId, key: string, limit: number, unit: string): void => {
+    const rs = corral(s).filter((r) => r.status === 'ok' && r.metrics[key] !== undefined);
+    if (rs.length === 0) {
+      out.push({ goal, status: 'not measured', detail: corral(s).length ? `corral: ${corral(s)[0]!.status}` : '' });
+      return;
+    }
+    const worst = Math.max(...rs.map((r) => r.metrics[key]!));
+    out.push({ goal, status: worst <= limit ? 'met' : 'missed', detail: `worst ${formatNumber(worst, 2)} ${unit}` });
+  };
+  threshold('master RSS ≤ 50 MiB', 'memory', 'masterRssMiB', 50, 'MiB');
+  threshold('master CPU at idle with 16 workers < 1% of a core', 'idle', 'masterCpuPct', 1, '% of a core');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+export function machineLine(m: MachineInfo): string {
+  const v = Object.entries(m.versions).map(([k, val]) => `${k} ${val}`).join(', ');
+  return `${m.nproc} × ${m.cpuModel}, ${m.memTotalGiB.toFixed(0)} GiB RAM, Linux ${m.kernel}; Node ${m.node}, Python ${m.python}; ${v}`;
+}
+
+export function renderMarkdown(rep: BenchReport): string {
+  const parts: string[] = [];
+  parts.push(`# corral benchmark (${rep.mode} run)`);
+  parts.push('');
+  parts.push(`Taken ${rep.machine.date} at commit \`${rep.machine.commit}\` on ${machineLine(rep.machine)}. ` +
+    `The whole run took ${formatNumber(rep.durationS / 60, 1)} min. Ratios are against \`uvicorn --workers\` ` +
+    `with the same app and worker count; the load generator runs on the same cores as the servers.`);
+  parts.push('');
+  const goals = checkGoals(rep.rows);
+  parts.push('## Goals (corral)');
+  parts.push('');
+  parts.push('| goal | status | detail |');
+  parts.push('|---|---|---|');
+  for (const g of goals) parts.push(`| ${escapeCell(g.goal)} | ${g.status === 'missed' ? '**missed**' : g.status} | ${escapeCell(g.detail)} |`);
+  parts.push('');
+  for (const s of SCENARIO_IDS) {
+    const table = scenarioTable(s, rep.rows);
+    if (!table) continue;
+    parts.push(`## ${SCENARIO_TITLES[s]}`);
+    parts.push('');
+    const note = SCENARIO_NOTES[s]({ ...rep.settings, nproc: rep.machine.nproc });
+    if (note) parts.push(note, '');
+    parts.push(table);
+    parts.push('');
+  }
+  return parts.join('\n');
+}
+
+const setting = (s: Record<string, unknown>, k: string): string => String(s[k] ?? '?');
+
+const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string> = {
+  throughput: (s) =>
+    `wrk -t${setting(s, 'wrkThreads')} -c${setting(s, 'wrkConnections')} for ${setting(s, 'throughputDurationS')} s after a ` +
+    `${setting(s, 'warmupS')} s warm-up, median of ${setting(s, 'rounds')} round(s); servers alternate within each round. ` +
+    `Each run first waits up to ${setting(s, 'quietWaitS')} s for other load on the machine to drop below ` +
+    `${setting(s, 'quietPct')}% of a core. ` +
+    `"errors" = socket errors + non-2xx. "other load" = CPU used meanwhile by processes other than the server, ` +
+    `wrk and the harness, in % of one core (of ${setting(s, 'nproc')}): a high figure means the machine was busy and the row is ` +
+    `less reliable. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
+    `granian \`--access-log\`, corral \`--access-log\`; the output goes to a file.`,
+  memory: () => 'VmRSS right after the throughput run; "total" is every process of the server (master, workers, helpers).',
+  launch: (s) => `Spawn of the master → first HTTP 200 on a fresh connection; median of ${setting(s, 'launchRepeats')}.`,
+  kill: () =>
+    'SIGKILL to one worker → a new worker pid under the master ("new worker pid"), and → a 200 that only the ' +
+    'replacement can have sent: once the new pid appears the surviving old workers are SIGSTOPped until it answers.',
+  hup: (s) =>
+    `SIGHUP to the master ${setting(s, 'hupLeadS')} s into the load; "replaced" = every old worker pid gone and as many new ` +
+    'workers ready as configured. Fresh connections: a Node loop with one connection per request ' +
+    `(concurrency ${setting(s, 'freshConcurrency')}); keep-alive: wrk -c${setting(s, 'wrkConnections')}. The load runs ` +
+    `until ${setting(s, 'hupTailS')} s after the replacement. Failed = socket errors + non-2xx, summed over the rounds ` +
+    `(${setting(s, 'hupRoundsText')}); "replaced" is their median.`,
+  reload: (s) =>
+    `A copy of the app in a temp dir; each save rewrites app.py with a wrapper that adds a revision header; time from the ` +
+    `write until a response carries the new revision; ${setting(s, 'reloadSaves')} saves.`,
+  idle: (s) =>
+    `utime+stime of the master from /proc/PID/stat over ${setting(s, 'idleSampleS')} s, after all ` +
+    `${setting(s, 'idleWorkers')} workers were ready and ${setting(s, 'idleSettleS')} s of settling.`,
+};
+
+// ---------------------------------------------------------------------------------------------
+// SVG (no chart library)
+
+export const SERVER_COLORS: Record<ServerName, string> = {
+  uvicorn: '#4c78a8',
+  corral: '#f58518',
+  gunicorn: '#54a24b',
+  granian: '#b279a2',
+};
+
+const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+interface BarGroup {
+  label: string;
+  bars: Array<{ server: ServerName; value: number | undefined; text: string }>;
+}
+
+/** The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10^k) at or above v: the top of an axis. */
+export function niceCeiling(v: number): number {
+  if (!(v > 0)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (m * p >= v * (1 - 1e-12)) return m * p;
+  return 10 * p;
+}
+
+/** One panel of grouped bars. `shared` = one scale for all groups; otherwise each group is scaled
+ *  to its own maximum (for figures of very different sizes) and every bar carries its value. */
+function barPanel(title: string, groups: BarGroup[], y0: number, width: number, shared: boolean): { svg: string; height: number } {
+  const height = 250;
+  const left = 50;
+  const top = y0 + 30;
+  const plotH = 150;
+  const plotW = width - left - 20;
+  const out: string[] = [];
+  out.push(`<text x="${left}" y="${y0 + 18}" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`);
+  const globalMax = niceCeiling(Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0))));
+  if (shared) {
+    for (const f of [0.25, 0.5, 0.75, 1]) {
+      const y = top + plotH - f * plotH;
+      out.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#ddd"/>`);
+      out.push(`<text x="${left - 4}" y="${y + 4}" font-size="10" text-anchor="end">${esc(formatNumber(globalMax * f, 0))}</text>`);
+    }
+  }
+  const gw = plotW / Math.max(1, groups.length);
+  groups.forEach((g, gi) => {
+    const max = shared ? globalMax : Math.max(1e-9, ...g.bars.map((b) => b.value ?? 0));
+    const n = Math.max(1, g.bars.length);
+    const bw = Math.min(28, (gw - 12) / n);
+    const gx = left + gi * gw + (gw - bw * n) / 2;
+    g.bars.forEach((b, bi) => {
+      const x = gx + bi * bw;
+      if (b.value === undefined) {
+        out.push(`<text x="${x + bw / 2}" y="${top + plotH - 4}" font-size="9" text-anchor="middle" fill="#999">n/a</text>`);
+        return;
+      }
+      const h = (b.value / max) * plotH;
+      out.push(`<rect x="${x.toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${SERVER_COLORS[b.server]}"><title>${esc(`${SERVER_LABELS[b.server]}: ${b.text}`)}</title></rect>`);
+      out.push(`<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(top + plotH - h - 3).toFixed(1)}" font-size="8" text-anchor="middle">${esc(b.text)}</text>`);
+    });
+    const lines = g.label.split('\n');
+    lines.forEach((l, li) => {
+      out.push(`<text x="${(left + gi * gw + gw / 2).toFixed(1)}" y="${top + plotH + 14 + li * 11}" font-size="10" text-anchor="middle">${esc(l)}</text>`);
+    });
+  });
+  return { svg: out.join('\n'), height };
+}
+
+export function renderSvg(rep: BenchReport): string {
+  const width = 960;
+  const rows = rep.rows;
+  const servers = SERVER_NAMES.filter((s) => rows.some((r) => r.server === s));
+  const groupsFor = (
+    scenario: ScenarioId,
+    key: string,
+    label: (r: ResultRow) => string,
+    digits: number,
+    suffix: string,
+  ): BarGroup[] => {
+    const seen = new Map<string, ResultRow>();
+    for (const r of rows) if (r.scenario === scenario && !seen.has(configKey(r))) seen.set(configKey(r), r);
+    return [...seen.values()].map((first) => ({
+      label: label(first),
+      bars: servers.map((s) => {
+        const r = rows.find((x) => x.server === s && configKey(x) === configKey(first));
+        const v = r?.status === 'ok' ? r.metrics[key] : undefined;
+        return { server: s, value: v, text: v === undefined ? 'n/a' : `${formatNumber(v, digits)}${suffix}` };
+      }),
+    }));
+  };
+  const tp = groupsFor('throughput', 'rps', (r) => `${r.app} ${r.workers}w\n${r.variant}`, 0, '');
+  const restart: BarGroup[] = [
+    ...groupsFor('launch', 'first200S', (r) => `launch→200\n${r.app} ${r.workers}w`, 2, 's'),
+    ...groupsFor('kill', 'answerS', (r) => `kill -9→answer\n${r.app} ${r.workers}w`, 2, 's'),
+    ...groupsFor('hup', 'replacedS', (r) => `HUP ${r.workers}w\n${r.variant}`, 1, 's'),
+    ...groupsFor('reload', 'medianS', (r) => `reload\n${r.app}`, 2, 's'),
+  ];
+  const parts: string[] = [];
+  let y = 10;
+  const legendY = y;
+  servers.forEach((s, i) => {
+    const x = 50 + i * 200;
+    parts.push(`<rect x="${x}" y="${legendY}" width="12" height="12" fill="${SERVER_COLORS[s]}"/>`);
+    parts.push(`<text x="${x + 16}" y="${legendY + 10}" font-size="12">${esc(SERVER_LABELS[s])}</text>`);
+  });
+  y += 24;
+  if (tp.length) {
+    const p = barPanel('Throughput, requests/s (higher is better)', tp, y, width, true);
+    parts.push(p.svg);
+    y += p.height;
+  }
+  if (restart.length) {
+    const p = barPanel('Restart figures, seconds (lower is better; each group on its own scale)', restart, y, width, false);
+    parts.push(p.svg);
+    y += p.height;
+  }
+  const footer = `${rep.mode} run, ${rep.machine.date}: ${machineLine(rep.machine)}`;
+  parts.push(`<text x="50" y="${y + 4}" font-size="9" fill="#555">${esc(truncate(footer, 190))}</text>`);
+  y += 14;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+export function writeReport(rep: BenchReport, dir: string, base: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files = [join(dir, `${base}.json`), join(dir, `${base}.md`), join(dir, `${base}.svg`)];
+  writeFileSync(files[0]!, `${JSON.stringify(rep, null, 2)}\n`);
+  writeFileSync(files[1]!, `${renderMarkdown(rep)}\n![chart](${base}.svg)\n`);
+  writeFileSync(files[2]!, renderSvg(rep));
+  return files;
+}

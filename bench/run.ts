@@ -1,0 +1,157 @@
+// corral's side-by-side benchmark: `npm run bench` (full), `npm run bench -- --quick`,
+// `--only hup,kill`, `--servers corral,uvicorn`, `--apps hello`. See bench/README.md.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { killAllGroups } from './lib/proc.js';
+import { describeMachine } from './machine.js';
+import { SCENARIO_IDS, checkGoals, writeReport, type BenchReport, type ScenarioId } from './report.js';
+import { FULL, QUICK, type AppDef, type Ctx } from './scenarios/common.js';
+import { hup } from './scenarios/hup.js';
+import { idle } from './scenarios/idle.js';
+import { kill } from './scenarios/kill.js';
+import { launch } from './scenarios/launch.js';
+import { reload } from './scenarios/reload.js';
+import { throughput } from './scenarios/throughput.js';
+import { ROOT, SERVERS, SERVER_NAMES } from './servers.js';
+
+/** Runnable scenarios in the order they run ("memory" rows come from the throughput runs). */
+const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>]> = [
+  ['launch', launch],
+  ['throughput', throughput],
+  ['kill', kill],
+  ['hup', hup],
+  ['reload', reload],
+  ['idle', idle],
+];
+
+const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
+                        [--workers N[,...]] [--rounds N] [--out NAME] [--keep-logs]
+  --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
+  scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
+  servers:   ${SERVER_NAMES.join(', ')}`;
+
+function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!allowed.includes(item as T)) {
+      console.error(`bench: unknown ${what} "${item}"; allowed: ${allowed.join(', ')}`);
+      process.exit(2);
+    }
+  }
+  return items as T[];
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      servers: { type: 'string' },
+      apps: { type: 'string' },
+      out: { type: 'string' },
+      'keep-logs': { type: 'boolean', default: false },
+      workers: { type: 'string' },
+      rounds: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const quick = values.quick ?? false;
+  const only = list(values.only === 'memory' ? 'throughput' : values.only, [...SCENARIO_IDS], 'scenario');
+  const servers = list(values.servers, SERVER_NAMES, 'server') ?? [...SERVER_NAMES];
+  const appNames = list(values.apps, ['hello', 'fastapi'] as const, 'app') ?? (quick ? ['hello'] : ['hello', 'fastapi']);
+  const apps: AppDef[] = appNames.map((name) => ({ name, dir: join(ROOT, 'examples', name) }));
+  for (const app of apps) {
+    if (!existsSync(join(app.dir, 'app.py'))) {
+      console.error(`bench: ${join(app.dir, 'app.py')} is missing`);
+      return 1;
+    }
+  }
+  const settings = { ...(quick ? QUICK : FULL) };
+  if (values.workers !== undefined) {
+    const ws = values.workers.split(',').map(Number);
+    if (ws.some((w) => !Number.isInteger(w) || w < 1)) {
+      console.error(`bench: --workers wants positive integers, got "${values.workers}"`);
+      process.exit(2);
+    }
+    settings.throughputWorkers = ws;
+    settings.launchWorkers = ws;
+    settings.hupWorkers = ws;
+    settings.killWorkers = Math.max(2, ws[0]!);
+    settings.idleWorkers = ws[ws.length - 1]!;
+  }
+  if (values.rounds !== undefined) {
+    const n = Number(values.rounds);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`bench: --rounds wants a positive integer, got "${values.rounds}"`);
+      process.exit(2);
+    }
+    settings.rounds = n;
+    settings.launchRepeats = n;
+    settings.killRepeats = n;
+    settings.hupRounds = () => n;
+  }
+  const partial =
+    only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
+  const mode: BenchReport['mode'] = quick ? 'quick' : partial ? 'partial' : 'full';
+  const outName = values.out ?? (quick ? 'quick' : partial ? 'partial' : 'latest');
+
+  const workDir = mkdtempSync(join(os.tmpdir(), 'corral-bench-'));
+  const t0 = performance.now();
+  const stamp = (): string => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
+  const ctx: Ctx = {
+    quick,
+    settings,
+    servers,
+    apps,
+    workDir,
+    rows: [],
+    log: (msg) => process.stderr.write(`${stamp()} ${msg}\n`),
+  };
+  for (const s of servers) {
+    const why = SERVERS[s].missing();
+    if (why) ctx.log(`note: ${s} cannot run (${why}); its rows will be errors`);
+  }
+  ctx.log(`mode ${mode}; servers ${servers.join(', ')}; apps ${appNames.join(', ')}; logs in ${workDir}`);
+  try {
+    for (const [id, fn] of RUNNERS) {
+      if (only && !only.includes(id)) continue;
+      await fn(ctx);
+    }
+  } finally {
+    killAllGroups();
+    if (!values['keep-logs']) rmSync(workDir, { recursive: true, force: true });
+  }
+  const report: BenchReport = {
+    mode,
+    machine: describeMachine(),
+    settings: {
+      ...ctx.settings,
+      hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
+      servers,
+      apps: appNames,
+    },
+    durationS: (performance.now() - t0) / 1000,
+    rows: ctx.rows,
+  };
+  const files = writeReport(report, join(ROOT, 'bench', 'results'), outName);
+  ctx.log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
+  for (const g of checkGoals(report.rows)) ctx.log(`goal: ${g.status.padEnd(12)} ${g.goal} — ${g.detail}`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    killAllGroups();
+    console.error(err);
+    process.exit(1);
+  },
+);

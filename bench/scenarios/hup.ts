@@ -1,0 +1,117 @@
+// HUP (rolling restart) under load: failed requests, socket errors, and the time until every
+// worker pid was replaced by a ready one. Two loads: a fresh connection per request (Node loop,
+// Connection: close) and keep-alive (wrk).
+import { freePort, now, pollUntil } from '../lib/proc.js';
+import { socketErrorTotal, startFreshLoad, startWrk } from '../load.js';
+import { SERVERS, withServer, type RunningServer } from '../servers.js';
+import { ConfigRun, logFile, rotate, type Ctx } from './common.js';
+import { readyTimeoutMs } from './throughput.js';
+
+/** Upper bound for one rolling restart: granian sleeps 3.5 s per worker by design. */
+const replaceTimeoutMs = (workers: number): number => 30_000 + workers * 8_000;
+
+async function waitReplaced(srv: RunningServer, old: number[], since: number, workers: number): Promise<number> {
+  return pollUntil(
+    `${srv.name}: every worker replaced after HUP`,
+    () => {
+      srv.assertAlive();
+      const { ready, pids } = srv.readyWorkers(since);
+      if (pids.some((p) => old.includes(p))) return undefined;
+      return pids.length >= workers && ready >= workers ? now() : undefined;
+    },
+    { timeoutMs: replaceTimeoutMs(workers), intervalMs: 20 },
+  );
+}
+
+export async function hup(ctx: Ctx): Promise<void> {
+  const s = ctx.settings;
+  let seq = 0;
+  for (const app of ctx.apps) {
+    for (const workers of s.hupWorkers) {
+      for (const load of s.hupLoads) {
+        const variant = load === 'fresh' ? 'fresh connections' : 'keep-alive';
+        ctx.log(`hup: ${app.name}, ${workers} workers, ${variant}`);
+        // failure counts are summed over the rounds (a median would hide a failing round)
+        const run = new ConfigRun(ctx, { scenario: 'hup', app: app.name, workers, variant }, (k) =>
+          ['failed', 'socketErrors', 'non2xx', 'requests'].includes(k) || k.startsWith('err_'),
+        );
+        for (const server of ctx.servers) {
+          const why = SERVERS[server].unsupported.hup;
+          if (why) run.markUnsupported(server, why);
+        }
+        for (let round = 0; round < s.hupRounds(workers); round++) {
+          for (const server of rotate(ctx.servers, round + seq)) {
+            await run.measure(server, async (): Promise<Record<string, number>> => {
+              const port = await freePort();
+              return withServer(SERVERS[server], { appDir: app.dir, workers, port, accessLog: false }, logFile(ctx, server, 'hup'), async (srv): Promise<Record<string, number>> => {
+                await srv.waitAllReady(readyTimeoutMs(workers));
+                const old = srv.workerPids();
+                const maxS = s.hupLeadS + replaceTimeoutMs(workers) / 1000 + s.hupTailS + 5;
+                const lead = async (progress: () => number): Promise<void> => {
+                  const t = now();
+                  await pollUntil('load to run for the lead time', () => progress() > 0 && now() - t >= s.hupLeadS * 1000, {
+                    timeoutMs: s.hupLeadS * 1000 + 10_000,
+                  });
+                };
+                const tail = async (): Promise<void> => {
+                  const t = now();
+                  await pollUntil('tail of the load', () => now() - t >= s.hupTailS * 1000, { timeoutMs: s.hupTailS * 1000 + 1000 });
+                };
+                if (load === 'fresh') {
+                  const gen = startFreshLoad({ port, concurrency: s.freshConcurrency, maxDurationS: maxS });
+                  try {
+                    await lead(gen.progress);
+                    const t0 = now();
+                    srv.signal('SIGHUP');
+                    const t1 = await waitReplaced(srv, old, t0, workers);
+                    await tail();
+                    gen.stop();
+                    const r = await gen.done;
+                    const socketErrors = Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
+                    return {
+                      replacedS: (t1 - t0) / 1000,
+                      failed: socketErrors + r.non2xx,
+                      socketErrors,
+                      non2xx: r.non2xx,
+                      requests: r.requests,
+                      ...Object.fromEntries(Object.entries(r.socketErrors).map(([k, v]) => [`err_${k}`, v])),
+                    };
+                  } finally {
+                    gen.stop();
+                    await gen.done.catch(() => undefined);
+                  }
+                }
+                const wrk = startWrk({ port, connections: s.wrkConnections, threads: s.wrkThreads, durationS: Math.ceil(maxS) });
+                try {
+                  await lead(() => 1);
+                  const t0 = now();
+                  srv.signal('SIGHUP');
+                  const t1 = await waitReplaced(srv, old, t0, workers);
+                  await tail();
+                  wrk.stop();
+                  const r = await wrk.done;
+                  return {
+                    replacedS: (t1 - t0) / 1000,
+                    failed: socketErrorTotal(r) + r.non2xx,
+                    socketErrors: socketErrorTotal(r),
+                    non2xx: r.non2xx,
+                    requests: r.requests,
+                    err_connect: r.socketErrors.connect,
+                    err_read: r.socketErrors.read,
+                    err_write: r.socketErrors.write,
+                    err_timeout: r.socketErrors.timeout,
+                  };
+                } finally {
+                  wrk.stop();
+                  await wrk.done.catch(() => undefined);
+                }
+              });
+            });
+          }
+        }
+        run.finish();
+        seq++;
+      }
+    }
+  }
+}

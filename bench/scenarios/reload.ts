@@ -1,0 +1,102 @@
+// Dev reload: a file saved → the new code answering. The app is copied to a temp dir; each save
+// rewrites app.py as the original plus a wrapper that adds an `x-bench-revision` header (the
+// app's own answer is unchanged), atomically (write + rename, as many editors do).
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DeadlineError, freePort, median, now, pollUntil, tryGet } from '../lib/proc.js';
+import { SERVERS, withServer } from '../servers.js';
+import { ConfigRun, Unsupported, logFile, rotate, type Ctx } from './common.js';
+
+export function revisedSource(original: string, rev: number): string {
+  return `${original.trimEnd()}
+
+
+# --- added by corral's benchmark: revision ${rev} ---
+_bench_inner_app_${rev} = app
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return await _bench_inner_app_${rev}(scope, receive, send)
+
+    async def send_with_revision(message):
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = list(message.get("headers", [])) + [(b"x-bench-revision", b"${rev}")]
+        await send(message)
+
+    return await _bench_inner_app_${rev}(scope, receive, send_with_revision)
+`;
+}
+
+/** A reloader that shows no new code this long after a save is taken as not working. */
+const RELOAD_TIMEOUT_MS = 8_000;
+
+function save(file: string, text: string): void {
+  const tmp = join(file, '..', '.app.py.bench-tmp');
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+export async function reload(ctx: Ctx): Promise<void> {
+  const s = ctx.settings;
+  let seq = 0;
+  for (const app of ctx.apps) {
+    ctx.log(`reload: ${app.name}`);
+    const run = new ConfigRun(ctx, { scenario: 'reload', app: app.name, workers: 1, variant: '' });
+    for (const server of ctx.servers) {
+      const why = SERVERS[server].unsupported.reload;
+      if (why) run.markUnsupported(server, why);
+    }
+    for (const server of rotate(ctx.servers, seq)) {
+      await run.measure(server, async () => {
+        const dir = mkdtempSync(join(ctx.workDir, `reload-${server}-`));
+        try {
+          cpSync(app.dir, dir, { recursive: true, filter: (p) => !p.includes('__pycache__') });
+          const file = join(dir, 'app.py');
+          const original = readFileSync(file, 'utf8');
+          const port = await freePort();
+          return await withServer(SERVERS[server], { appDir: dir, workers: 1, port, accessLog: false, reload: true }, logFile(ctx, server, 'reload'), async (srv) => {
+            await pollUntil(`${server}: first 200`, async () => {
+              srv.assertAlive();
+              return (await tryGet(port, '/', 1000))?.status === 200;
+            }, { timeoutMs: 30_000, intervalMs: 20 });
+            const saveAndWait = async (rev: number, resaveMs?: number): Promise<number> => {
+              const t0 = now();
+              let lastSave = t0;
+              save(file, revisedSource(original, rev));
+              const t1 = await pollUntil(`${server}: revision ${rev} answering`, async () => {
+                srv.assertAlive();
+                const res = await tryGet(port, '/', 1000);
+                if (res?.status === 200 && res.headers['x-bench-revision'] === String(rev)) return now();
+                if (resaveMs !== undefined && now() - lastSave >= resaveMs) {
+                  lastSave = now();
+                  save(file, revisedSource(original, rev));
+                }
+                return undefined;
+              }, { timeoutMs: RELOAD_TIMEOUT_MS, intervalMs: 10 });
+              return (t1 - t0) / 1000;
+            };
+            // An untimed first save, repeated each second until it shows: a reloader may arm its
+            // watcher only after the app already answers (uvicorn does), or take its baseline late.
+            try {
+              await saveAndWait(0, 1000);
+            } catch (e) {
+              if (e instanceof DeadlineError && server !== 'corral') {
+                throw new Unsupported(`no new code answered within ${RELOAD_TIMEOUT_MS / 1000} s of saves (${srv.logTail(1).trim().slice(0, 100)})`);
+              }
+              throw e;
+            }
+            const times: number[] = [];
+            for (let rev = 1; rev <= s.reloadSaves; rev++) times.push(await saveAndWait(rev));
+            return { medianS: median(times), maxS: Math.max(...times), saves: times.length };
+          });
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+    run.finish();
+    seq++;
+  }
+}

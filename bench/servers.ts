@@ -1,0 +1,373 @@
+// How to launch each server the benchmark compares, how to tell its workers from its helper
+// processes, and how to tell that a worker is ready. One RunningServer per launch; it owns a
+// process group that is always killed with SIGKILL at the end.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  HOST,
+  descendants,
+  isAlive,
+  listProcesses,
+  now,
+  pollUntil,
+  readCmdline,
+  releaseGroup,
+  trackGroup,
+  tryGet,
+} from './lib/proc.js';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+export const VENV_BIN = join(ROOT, '.venv', 'bin');
+
+export const SERVER_NAMES = ['uvicorn', 'corral', 'gunicorn', 'granian'] as const;
+export type ServerName = (typeof SERVER_NAMES)[number];
+/** The baseline every ratio is taken against. */
+export const BASELINE: ServerName = 'uvicorn';
+
+export const SERVER_LABELS: Record<ServerName, string> = {
+  uvicorn: 'uvicorn --workers',
+  corral: 'corral',
+  gunicorn: 'gunicorn + UvicornWorker',
+  granian: 'granian',
+};
+
+export interface LaunchOptions {
+  appDir: string;
+  workers: number;
+  port: number;
+  accessLog: boolean;
+  /** dev mode: watch the app directory and restart on change */
+  reload?: boolean;
+}
+
+export interface Command {
+  cmd: string;
+  args: string[];
+}
+
+export interface ServerSpec {
+  name: ServerName;
+  command(o: LaunchOptions): Command;
+  /** null when the server has the feature, otherwise why it cannot be measured */
+  unsupported: { reload?: string; hup?: string; respawn?: string };
+  /** Is this descendant of the master a worker (as opposed to a helper process)? */
+  isWorker(cmdline: string, depth: number): boolean;
+  /** A log line that one worker writes once it is ready to serve (after lifespan start-up). */
+  readyLine?: RegExp;
+  /** Why the server cannot be launched at all on this machine, if it cannot. */
+  missing(): string | undefined;
+}
+
+const venv = (exe: string): string => join(VENV_BIN, exe);
+const missingExe = (exe: string) => (): string | undefined =>
+  existsSync(venv(exe)) ? undefined : `${venv(exe)} not found (run node scripts/bench-setup.mjs)`;
+
+export const SERVERS: Record<ServerName, ServerSpec> = {
+  uvicorn: {
+    name: 'uvicorn',
+    command: (o) => ({
+      cmd: venv('uvicorn'),
+      args: [
+        ...(o.reload ? ['--reload', '--reload-dir', o.appDir] : ['--workers', String(o.workers)]),
+        '--host', HOST, '--port', String(o.port), '--app-dir', o.appDir,
+        ...(o.accessLog ? [] : ['--no-access-log']),
+        'app:app',
+      ],
+    }),
+    unsupported: {},
+    // multiprocessing spawn children; the resource tracker is a helper
+    isWorker: (cmd, depth) => depth === 1 && cmd.includes('spawn_main'),
+    readyLine: /Application startup complete/,
+    missing: missingExe('uvicorn'),
+  },
+  gunicorn: {
+    name: 'gunicorn',
+    command: (o) => ({
+      cmd: venv('gunicorn'),
+      args: [
+        '-k', 'uvicorn_worker.UvicornWorker', '-w', String(o.workers),
+        '-b', `${HOST}:${o.port}`, '--chdir', o.appDir,
+        // gunicorn 24+ opens a control socket at a fixed path shared by every instance: off, so
+        // that two gunicorns (the bench's and a developer's) never fight over it
+        '--no-control-socket',
+        ...(o.accessLog ? ['--access-logfile', '-'] : []),
+        ...(o.reload ? ['--reload'] : []),
+        'app:app',
+      ],
+    }),
+    unsupported: {},
+    isWorker: (cmd, depth) => depth === 1 && cmd.includes('gunicorn'),
+    readyLine: /Application startup complete/,
+    missing: missingExe('gunicorn'),
+  },
+  granian: {
+    name: 'granian',
+    command: (o) => ({
+      cmd: venv('granian'),
+      args: [
+        '--interface', 'asgi', '--workers', String(o.workers),
+        '--host', HOST, '--port', String(o.port), '--working-dir', o.appDir,
+        // without it granian stops as a whole when one worker dies
+        '--respawn-failed-workers',
+        o.accessLog ? '--access-log' : '--no-access-log',
+        ...(o.reload ? ['--reload', '--reload-paths', o.appDir] : []),
+        'app:app',
+      ],
+    }),
+    unsupported: {},
+    isWorker: (_cmd, depth) => depth === 1,
+    readyLine: /Started worker-\d+/,
+    missing: missingExe('granian'),
+  },
+  corral: {
+    name: 'corral',
+    command: (o) => ({
+      cmd: process.execPath,
+      args: [
+        join(ROOT, 'bin', 'corral.js'),
+        '-w', String(o.workers), '-b', `${HOST}:${o.port}`, '--app-dir', o.appDir,
+        o.accessLog ? '--access-log' : '--no-access-log',
+        ...(o.reload ? ['--reload'] : []),
+        'app:app',
+      ],
+    }),
+    unsupported: {},
+    // python3 -u .../src/python/corral_worker.py; one-shot helpers (python -c …) are not workers
+    isWorker: (cmd, depth) => depth === 1 && /python/.test(cmd) && !/ -c /.test(cmd),
+    missing: () => {
+      if (!existsSync(join(ROOT, 'bin', 'corral.js'))) return 'bin/corral.js does not exist yet';
+      if (!existsSync(join(ROOT, 'dist'))) return 'dist/ does not exist (npm run build)';
+      return undefined;
+    },
+  },
+};
+
+export interface ReadyEvent {
+  t: number; // performance.now() when the harness saw it
+  pid?: number;
+  worker?: number;
+}
+
+/** Reads a growing log file incrementally and collects worker-ready events. */
+class LogTail {
+  private offset = 0;
+  private partial = '';
+  readonly ready: ReadyEvent[] = [];
+  readonly lines: string[] = []; // the last few lines, for error messages
+  lineCount = 0;
+
+  constructor(
+    private readonly path: string,
+    private readonly spec: ServerSpec,
+  ) {}
+
+  poll(): void {
+    let fd: number;
+    try {
+      fd = openSync(this.path, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.offset) return;
+      // never read more than 4 MiB per poll: access-log runs write a lot and need no parsing
+      const len = Math.min(size - this.offset, 4 << 20);
+      const buf = Buffer.alloc(len);
+      readSync(fd, buf, 0, len, this.offset);
+      this.offset += len;
+      const text = this.partial + buf.toString('utf8');
+      const parts = text.split('\n');
+      this.partial = parts.pop() ?? '';
+      const t = now();
+      for (const line of parts) this.onLine(line, t);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private onLine(line: string, t: number): void {
+    this.lineCount++;
+    this.lines.push(line);
+    if (this.lines.length > 40) this.lines.shift();
+    if (this.spec.name === 'corral') {
+      const ev = parseCorralReady(line);
+      if (ev) this.ready.push({ ...ev, t });
+    } else if (this.spec.readyLine?.test(line)) {
+      this.ready.push({ t });
+    }
+  }
+}
+
+/** corral's master logs one JSON line per ready worker: msg contains "ready", with worker and pid. */
+export function parseCorralReady(line: string): { pid: number; worker?: number } | undefined {
+  if (!line.startsWith('{') || !line.includes('ready')) return undefined;
+  try {
+    const rec = JSON.parse(line) as Record<string, unknown>;
+    if (typeof rec.msg !== 'string' || !/\bready\b/i.test(rec.msg)) return undefined;
+    if (typeof rec.pid !== 'number') return undefined;
+    // pino puts the master's own pid in `pid` too; a worker line carries `worker`
+    if (rec.worker === undefined) return undefined;
+    return { pid: rec.pid, worker: typeof rec.worker === 'number' ? rec.worker : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
+export class LaunchError extends Error {}
+
+export class RunningServer {
+  readonly startedAt: number;
+  private readonly tail: LogTail;
+  private exitCode: number | null = null;
+  private exitSignal: NodeJS.Signals | null = null;
+  private exited = false;
+
+  private constructor(
+    readonly spec: ServerSpec,
+    readonly opts: LaunchOptions,
+    readonly pid: number,
+    readonly logPath: string,
+    startedAt: number,
+    child: import('node:child_process').ChildProcess,
+  ) {
+    this.startedAt = startedAt;
+    this.tail = new LogTail(logPath, spec);
+    child.on('exit', (code, signal) => {
+      this.exited = true;
+      this.exitCode = code;
+      this.exitSignal = signal;
+    });
+  }
+
+  static launch(spec: ServerSpec, opts: LaunchOptions, logPath: string): RunningServer {
+    const why = spec.missing();
+    if (why) throw new LaunchError(why);
+    const { cmd, args } = spec.command(opts);
+    const out = openSync(logPath, 'w');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${VENV_BIN}:${process.env.PATH ?? ''}`,
+      VIRTUAL_ENV: join(ROOT, '.venv'),
+      // granian logs to stdout: without this its "Started worker" lines would sit in a buffer
+      PYTHONUNBUFFERED: '1',
+      // no config from the developer's environment leaks into a measurement
+      WEB_CONCURRENCY: undefined,
+      PORT: undefined,
+    };
+    for (const k of Object.keys(env)) if (env[k] === undefined || /^(CORRAL_|GRANIAN_|UVICORN_)/.test(k)) delete env[k];
+    const startedAt = now();
+    const child = spawn(cmd, args, { cwd: opts.appDir, env, detached: true, stdio: ['ignore', out, out] });
+    closeSync(out);
+    if (child.pid === undefined) throw new LaunchError(`could not spawn ${cmd}`);
+    trackGroup(child.pid);
+    child.on('error', () => undefined);
+    return new RunningServer(spec, opts, child.pid, logPath, startedAt, child);
+  }
+
+  get name(): ServerName {
+    return this.spec.name;
+  }
+
+  get port(): number {
+    return this.opts.port;
+  }
+
+  get alive(): boolean {
+    return !this.exited && isAlive(this.pid);
+  }
+
+  /** Reads new log output; returns the ready events so far. */
+  readyEvents(): ReadyEvent[] {
+    this.tail.poll();
+    return this.tail.ready;
+  }
+
+  logTail(n = 15): string {
+    this.tail.poll();
+    return this.tail.lines.slice(-n).join('\n');
+  }
+
+  /** Throws when the master is gone (so that a poll does not wait for its whole deadline). */
+  assertAlive(): void {
+    if (!this.alive) {
+      const how = this.exitSignal ? ` (signal ${this.exitSignal})` : this.exitCode !== null ? ` (code ${this.exitCode})` : '';
+      throw new LaunchError(`${this.name}'s master exited${how}; last log lines:\n${this.logTail()}`);
+    }
+  }
+
+  /** Current worker pids, sorted. */
+  workerPids(): number[] {
+    const tree = descendants(this.pid, listProcesses());
+    return tree
+      .filter((p) => this.spec.isWorker(readCmdline(p.pid), p.depth))
+      .map((p) => p.pid)
+      .sort((a, b) => a - b);
+  }
+
+  /** Every process of the server: master, workers and helpers. */
+  treePids(): number[] {
+    return [this.pid, ...descendants(this.pid).map((p) => p.pid)];
+  }
+
+  /** Worker pids that are known to be ready: for corral exactly (pid in a ready line); for the
+   *  others, the newest `count(ready lines)` workers are taken as ready. */
+  readyWorkers(since = 0): { ready: number; pids: number[] } {
+    const events = this.readyEvents().filter((e) => e.t >= since);
+    const pids = this.workerPids();
+    if (this.spec.name === 'corral') {
+      const readyPids = new Set(events.map((e) => e.pid));
+      return { ready: pids.filter((p) => readyPids.has(p)).length, pids };
+    }
+    return { ready: Math.min(events.length, pids.length), pids };
+  }
+
+  /** Waits until `workers` workers are up and ready and GET / answers 200. */
+  async waitAllReady(timeoutMs: number): Promise<number> {
+    const n = this.opts.workers;
+    await pollUntil(
+      `${this.name}: ${n} ready workers`,
+      async () => {
+        this.assertAlive();
+        const { ready, pids } = this.readyWorkers();
+        if (ready < n || pids.length < n) return false;
+        const res = await tryGet(this.port, '/', 1000);
+        return res?.status === 200 ? true : false;
+      },
+      { timeoutMs, intervalMs: 25 },
+    );
+    return now() - this.startedAt;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    process.kill(this.pid, sig);
+  }
+
+  /** Kill the whole process group; idempotent. */
+  stop(): void {
+    releaseGroup(this.pid);
+  }
+}
+
+/** Launch, run `body`, and always kill the process group afterwards. */
+export async function withServer<T>(
+  spec: ServerSpec,
+  opts: LaunchOptions,
+  logPath: string,
+  body: (s: RunningServer) => Promise<T>,
+): Promise<T> {
+  const server = RunningServer.launch(spec, opts, logPath);
+  try {
+    return await body(server);
+  } finally {
+    server.stop();
+    // wait for the group to be gone so that the next measurement starts on a quiet machine
+    await pollUntil(
+      `${spec.name} process group to exit`,
+      () => !listProcesses().some((p) => p.pgrp === server.pid),
+      { timeoutMs: 10_000, intervalMs: 20 },
+    ).catch(() => undefined);
+  }
+}

@@ -1,0 +1,293 @@
+import { EventEmitter } from 'node:events';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Arbiter, type ArbiterSettings } from '../../src/arbiter.js';
+import type { ResourceUsage } from '../../src/resources.js';
+import type { BootError, StopMode, StopReason, Worker, WorkerEvents, WorkerRole, WorkerSpawnSpec, WorkerState } from '../../src/worker.js';
+
+/** A worker the test drives by hand: it becomes ready or exits when told to. */
+class FakeWorker extends EventEmitter<WorkerEvents> implements Worker {
+  static nextPid = 1000;
+  readonly pid = FakeWorker.nextPid++;
+  readonly slot: number;
+  readonly generation: number;
+  readonly role: WorkerRole;
+  readonly startedAt = Date.now();
+  state: WorkerState = 'booting';
+  readyAt: number | undefined;
+  lastHeartbeatAt = Date.now();
+  requests = 0;
+  connections = 0;
+  stopReason: StopReason | undefined;
+  bootError: BootError | undefined;
+  usage: ResourceUsage | undefined;
+  readonly signals: string[] = [];
+
+  constructor(spec: WorkerSpawnSpec) {
+    super();
+    this.slot = spec.slot;
+    this.generation = spec.generation;
+    this.role = spec.role;
+  }
+
+  becomeReady(): void {
+    this.state = 'ready';
+    this.readyAt = Date.now();
+    this.lastHeartbeatAt = this.readyAt;
+    this.emit('ready');
+  }
+
+  heartbeat(): void {
+    this.lastHeartbeatAt = Date.now();
+  }
+
+  exit(code: number | null, signal: NodeJS.Signals | null = null): void {
+    this.state = 'exited';
+    this.emit('exit', { code, signal });
+  }
+
+  stop(reason: StopReason, mode: StopMode): void {
+    this.stopReason ??= reason;
+    this.signals.push(mode);
+    if (this.state !== 'exited') this.state = 'draining';
+  }
+
+  abort(reason: StopReason): void {
+    this.stopReason ??= reason;
+    this.signals.push('abort');
+    if (this.state !== 'exited') this.state = 'draining';
+  }
+}
+
+const log = pino({ level: 'silent' });
+const settings: ArbiterSettings = {
+  workers: 2,
+  timeoutMs: 5_000,
+  bootTimeoutMs: 10_000,
+  maxSurge: 1,
+  tickMs: 100,
+  backoff: { firstDelayMs: 500, maxDelayMs: 4_000, stableAfterMs: 10_000 },
+};
+
+let spawned: FakeWorker[];
+function makeArbiter(overrides: Partial<ArbiterSettings> = {}) {
+  spawned = [];
+  const arbiter = new Arbiter({ ...settings, ...overrides }, (spec) => {
+    const worker = new FakeWorker(spec);
+    spawned.push(worker);
+    return worker;
+  }, log);
+  const exitCode = arbiter.run();
+  return { arbiter, exitCode };
+}
+const live = (arbiter: Arbiter) => arbiter.liveWorkers() as FakeWorker[];
+/** Lets queued promise callbacks (the operation queue) run. */
+const settle = () => vi.advanceTimersByTimeAsync(0);
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+describe('Arbiter', () => {
+  it('starts one worker per slot and announces when all are ready', () => {
+    const { arbiter } = makeArbiter();
+    const allReady = vi.fn();
+    arbiter.on('all-ready', allReady);
+    expect(spawned.map((worker) => [worker.slot, worker.role])).toEqual([[1, 'initial'], [2, 'initial']]);
+    spawned[0]!.becomeReady();
+    expect(allReady).not.toHaveBeenCalled();
+    spawned[1]!.becomeReady();
+    expect(allReady).toHaveBeenCalledOnce();
+  });
+
+  it('respawns a crashed worker at once, then with growing delays, and resets after a stable run', () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    vi.advanceTimersByTime(20_000);
+    spawned[0]!.exit(null, 'SIGKILL');
+    expect(spawned).toHaveLength(2);
+    spawned[1]!.becomeReady();
+    spawned[1]!.exit(1);
+    expect(spawned).toHaveLength(2);
+    vi.advanceTimersByTime(499);
+    expect(spawned).toHaveLength(2);
+    vi.advanceTimersByTime(1);
+    expect(spawned).toHaveLength(3);
+    spawned[2]!.exit(1);
+    vi.advanceTimersByTime(999);
+    expect(spawned).toHaveLength(3);
+    vi.advanceTimersByTime(1);
+    expect(spawned).toHaveLength(4);
+    spawned[3]!.becomeReady();
+    vi.advanceTimersByTime(10_000);
+    spawned[3]!.heartbeat();
+    spawned[3]!.exit(null, 'SIGKILL');
+    expect(spawned).toHaveLength(5);
+    expect(live(arbiter)).toHaveLength(1);
+  });
+
+  it('halts with exit 4 when the app cannot be imported at first start, without respawning', async () => {
+    const { exitCode } = makeArbiter();
+    spawned[0]!.exit(4);
+    expect(spawned).toHaveLength(2);
+    expect(spawned[1]!.signals).toEqual(['quick']);
+    spawned[1]!.exit(0);
+    await expect(exitCode).resolves.toBe(4);
+  });
+
+  it('halts with exit 3 when the lifespan start-up fails at first start', async () => {
+    const { exitCode } = makeArbiter({ workers: 1 });
+    spawned[0]!.exit(3);
+    await expect(exitCode).resolves.toBe(3);
+    expect(spawned).toHaveLength(1);
+  });
+
+  it('respawns instead of halting when a slot that has served fails to boot later', () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    spawned[0]!.exit(null, 'SIGKILL');
+    spawned[1]!.exit(4);
+    expect(arbiter.stopping).toBe(false);
+    vi.advanceTimersByTime(500);
+    expect(spawned).toHaveLength(3);
+  });
+
+  it('kills a worker that does not boot within the boot timeout', () => {
+    makeArbiter({ workers: 1 });
+    vi.advanceTimersByTime(10_100);
+    expect(spawned[0]!.signals).toEqual(['kill']);
+    expect(spawned[0]!.stopReason).toBe('boot-timeout');
+  });
+
+  it('aborts a ready worker whose heartbeats stop, and replaces it after it exits', () => {
+    makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    vi.advanceTimersByTime(4_000);
+    spawned[0]!.heartbeat();
+    vi.advanceTimersByTime(4_000);
+    expect(spawned[0]!.signals).toEqual([]);
+    vi.advanceTimersByTime(1_200);
+    expect(spawned[0]!.signals).toEqual(['abort']);
+    spawned[0]!.exit(null, 'SIGABRT');
+    expect(spawned).toHaveLength(2);
+  });
+
+  it('restarts on HUP: each new worker is ready before its old one drains, surge by surge', async () => {
+    const { arbiter } = makeArbiter({ workers: 2, maxSurge: 1 });
+    const [old1, old2] = spawned;
+    old1!.becomeReady();
+    old2!.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    expect(spawned).toHaveLength(3);
+    expect(spawned[2]).toMatchObject({ slot: 1, generation: 2, role: 'replacement' });
+    expect(old1!.signals).toEqual([]);
+    spawned[2]!.becomeReady();
+    await settle();
+    expect(old1!.signals).toEqual(['graceful']);
+    expect(old2!.signals).toEqual([]);
+    expect(spawned).toHaveLength(4);
+    spawned[3]!.becomeReady();
+    await settle();
+    expect(old2!.signals).toEqual(['graceful']);
+    expect(ended).toHaveBeenCalledWith('test', true, expect.any(Number));
+    old1!.exit(0);
+    old2!.exit(0);
+    expect(spawned).toHaveLength(4);
+  });
+
+  it('aborts a restart whose new worker fails to boot, keeping the old generation', async () => {
+    const { arbiter } = makeArbiter({ workers: 2, maxSurge: 2 });
+    for (const worker of spawned) worker.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    expect(spawned).toHaveLength(4);
+    spawned[2]!.exit(4);
+    spawned[3]!.becomeReady();
+    await settle();
+    expect(ended).toHaveBeenCalledWith('test', false, expect.any(Number));
+    expect(spawned[0]!.signals).toEqual([]);
+    expect(spawned[1]!.signals).toEqual([]);
+    expect(spawned[3]!.signals).toEqual(['quick']);
+    expect(arbiter.stopping).toBe(false);
+  });
+
+  it('queues one restart during a restart and merges further requests', async () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    const begun = vi.fn();
+    arbiter.on('restart-begin', begun);
+    arbiter.requestRollingRestart('a');
+    arbiter.requestRollingRestart('b');
+    arbiter.requestRollingRestart('c');
+    await settle();
+    spawned[1]!.becomeReady();
+    await settle();
+    spawned[2]!.becomeReady();
+    await settle();
+    expect(begun.mock.calls).toEqual([['a'], ['b']]);
+    expect(spawned).toHaveLength(3);
+  });
+
+  it('scales up and down, draining the oldest, never below one', async () => {
+    const { arbiter } = makeArbiter({ workers: 2 });
+    for (const worker of spawned) worker.becomeReady();
+    arbiter.requestScaleUp();
+    await settle();
+    expect(spawned[2]).toMatchObject({ slot: 3, role: 'scale-up' });
+    spawned[2]!.becomeReady();
+    await settle();
+    expect(arbiter.wantedWorkers()).toBe(3);
+    arbiter.requestScaleDown();
+    await settle();
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+    spawned[0]!.exit(0);
+    expect(arbiter.wantedWorkers()).toBe(2);
+    expect(spawned).toHaveLength(3);
+    arbiter.requestScaleDown();
+    arbiter.requestScaleDown();
+    await settle();
+    expect(arbiter.wantedWorkers()).toBe(1);
+  });
+
+  it('recycles one worker at a time: replacement ready first, the next after the drain', async () => {
+    const { arbiter } = makeArbiter({ workers: 2 });
+    const [first, second] = spawned;
+    first!.becomeReady();
+    second!.becomeReady();
+    arbiter.requestRecycle(first!, 'max-requests', {});
+    arbiter.requestRecycle(second!, 'max-requests', {});
+    await settle();
+    expect(spawned).toHaveLength(3);
+    spawned[2]!.becomeReady();
+    await settle();
+    expect(first!.signals).toEqual(['graceful']);
+    expect(spawned).toHaveLength(3);
+    first!.exit(0);
+    await settle();
+    expect(spawned).toHaveLength(4);
+    expect(spawned[3]!.slot).toBe(2);
+  });
+
+  it('stops gracefully: every worker drains, and the exit code is 0 once all have exited', async () => {
+    const { arbiter, exitCode } = makeArbiter({ workers: 2 });
+    for (const worker of spawned) worker.becomeReady();
+    arbiter.stop('graceful');
+    expect(spawned.map((worker) => worker.signals)).toEqual([['graceful'], ['graceful']]);
+    spawned[0]!.exit(0);
+    spawned[1]!.exit(0);
+    await expect(exitCode).resolves.toBe(0);
+    expect(spawned).toHaveLength(2);
+  });
+
+  it('kills at once on a second quick stop', () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    arbiter.stop('quick');
+    arbiter.stop('quick');
+    expect(spawned[0]!.signals).toEqual(['quick', 'kill']);
+  });
+});
