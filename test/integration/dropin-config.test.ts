@@ -102,6 +102,24 @@ describe('a gunicorn.conf.py with workers, bind, timeouts, logging and hooks', (
   });
 });
 
+describe('SIGHUP', () => {
+  it('re-reads the config file: the new workers run the new hooks', async () => {
+    const dir = tempDir('corral-hup-');
+    const conf = path.join(dir, 'gunicorn.conf.py');
+    const writeConf = (version: string) =>
+      fs.writeFileSync(conf, `workers = 1\n\ndef post_worker_init(worker):\n    worker.log.info("config ${version} in %s", worker.pid)\n`);
+    writeConf('one');
+    const port = await freePort();
+    const corral = startCorral(['-c', conf, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { env: CLEAR });
+    const [old] = await corral.waitForReadyWorkers(1);
+    await corral.waitForLog((record) => message(record) === `config one in ${old}`);
+    writeConf('two');
+    corral.signal('SIGHUP');
+    const fresh = await waitFor(() => corral.readyWorkerPids().find((pid) => pid !== old), 20_000, 'a worker of the new generation');
+    await corral.waitForLog((record) => message(record) === `config two in ${fresh}`);
+  });
+});
+
 describe('gunicorn\'s --chdir, --pythonpath and -e', () => {
   it('imports the app from the new directory, with the extra path and variables', async () => {
     const port = await freePort();
