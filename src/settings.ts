@@ -140,7 +140,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'worker_class', type: 'string', default: 'uvicorn.workers.UvicornWorker', flags: ['-k', '--worker-class'], origin: G, support: 'honoured', help: 'gunicorn worker class: uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (the H11 variants mean --http h11); others are refused' },
   { name: 'chdir', type: 'string', default: null, flags: ['--chdir'], origin: G, support: 'honoured', help: 'Change to this directory before loading the config file and the app' },
   { name: 'pythonpath', type: 'string', default: null, flags: ['--pythonpath'], origin: G, support: 'honoured', help: 'Comma-separated directories added to the workers\' module search path' },
-  { name: 'raw_env', type: 'list', default: [], flags: ['-e', '--env'], origin: G, support: 'honoured', help: 'KEY=VALUE set in the workers\' environment, repeatable' },
+  // No CORRAL_ENV: a name that generic is too likely to mean something else; CORRAL_CMD_ARGS="-e K=V" works.
+  { name: 'raw_env', type: 'list', default: [], flags: ['-e', '--env'], origin: G, support: 'honoured', help: 'KEY=VALUE set in the workers\' environment, repeatable', noEnv: true },
   { name: 'env_file', type: 'string', default: null, flags: ['--env-file'], uvicornParam: 'env_file', uvicornKwarg: 'env_file', origin: U, support: 'honoured', help: 'A .env file loaded into each worker\'s environment before the app is imported' },
   { name: 'interface', type: 'choice', choices: ['auto', 'asgi3', 'asgi2', 'wsgi'], default: 'auto', flags: ['--interface'], uvicornParam: 'interface', uvicornKwarg: 'interface', origin: U, support: 'honoured', help: 'Application interface' },
 
