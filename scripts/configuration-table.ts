@@ -11,7 +11,10 @@ function cell(text: string): string {
 function row(setting: Setting): string {
   const flags = [...FLAGS].filter(([, target]) => target.setting === setting).map(([flag]) => `\`${flag}\``).join(' ');
   const env = [corralEnvName(setting), uvicornEnvName(setting)].filter(Boolean).map((name) => `\`${name}\``).join(' ');
-  const names = [setting.name, ...(setting.fileAliases ?? [])].filter(() => !setting.notInFile).map((name) => `\`${name}\``).join(' ');
+  const names = [...(setting.aliasesOnlyInFile ? [] : [setting.name]), ...(setting.fileAliases ?? [])]
+    .filter(() => !setting.notInFile)
+    .map((name) => `\`${name}\``)
+    .join(' ');
   const what = setting.support === 'honoured' ? setting.help : `${setting.note}`;
   const shownDefault = setting.default === null ? '' : `\`${JSON.stringify(setting.default)}\``;
   return `| ${names || '—'} | ${flags || '(config file)'} | ${env} | ${shownDefault} | ${SUPPORT[setting.support]} | ${cell(what)} |`;

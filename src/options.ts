@@ -402,6 +402,13 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   // Shown as corral will bind them (":8000" is 0.0.0.0:8000, "localhost" is 127.0.0.1).
   settings.bind = { value: binds.map(describeBind), source: settings.bind!.source };
 
+  // Shown as resolved, not as "unset".
+  if (settings.python!.value === null) {
+    settings.python = { value: defaultPython(env), source: env.VIRTUAL_ENV ? 'default ($VIRTUAL_ENV)' : 'default' };
+  }
+  if (settings.max_surge!.value === null) {
+    settings.max_surge = { value: defaultMaxSurge(workers), source: 'default (a quarter of the workers, at least 1)' };
+  }
   noticesForSupport(settings, notices);
   const workerHooks = Object.keys(settings).filter((name) => WORKER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
   const masterHooks = Object.keys(settings).filter((name) => MASTER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
@@ -433,7 +440,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     workers,
     binds,
     appDir: value<string>('app_dir'),
-    python: value<string | null>('python') ?? defaultPython(env),
+    python: value<string>('python'),
     gracefulTimeout: value<number>('graceful_timeout'),
     timeout: value<number>('timeout'),
     bootTimeout: value<number>('boot_timeout'),
@@ -443,7 +450,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     memoryCheckInterval: value<number>('memory_check_interval'),
     maxWorkerLifetime: value<number>('max_worker_lifetime'),
     maxWorkerLifetimeJitter: value<number>('max_worker_lifetime_jitter'),
-    maxSurge: value<number | null>('max_surge') ?? defaultMaxSurge(workers),
+    maxSurge: value<number>('max_surge'),
     pidFile: value<string | null>('pidfile') ?? undefined,
     umask: parseInt(value<string>('umask').slice(2), 8),
     logLevel: value<LogLevel>('loglevel'),

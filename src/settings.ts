@@ -43,6 +43,8 @@ export interface Setting {
   choices?: readonly string[];
   /** Other names accepted in a config file (uvicorn's keyword, e.g. timeout_keep_alive). */
   fileAliases?: readonly string[];
+  /** Only the aliases name it in a config file (the app is gunicorn's wsgi_app there, not `app`). */
+  aliasesOnlyInFile?: boolean;
   /** uvicorn's click parameter name: uvicorn reads UVICORN_<NAME> for it. */
   uvicornParam?: string;
   /** The uvicorn.Config keyword the workers get it as. */
@@ -132,7 +134,7 @@ function hook(name: string, worker: boolean): Setting {
 
 export const SETTINGS: readonly Setting[] = [
   // --- what to run ---
-  { name: 'app', type: 'string', default: null, flags: [], fileAliases: ['wsgi_app'], origin: GU, support: 'honoured', help: 'The ASGI app, module:attribute (the positional APP; wsgi_app in a config file)', noEnv: true },
+  { name: 'app', type: 'string', default: null, flags: [], fileAliases: ['wsgi_app'], aliasesOnlyInFile: true, origin: GU, support: 'honoured', help: 'The ASGI app, module:attribute (the positional APP; wsgi_app in a config file)', noEnv: true },
   { name: 'config', type: 'string', default: null, flags: ['-c', '--config'], origin: G, support: 'honoured', help: 'Config file: a gunicorn.conf.py (or python:module, or a .json file) [default: ./gunicorn.conf.py when present]' },
   { name: 'factory', type: 'bool', default: false, flags: ['--factory'], uvicornParam: 'factory', origin: U, support: 'honoured', help: 'APP is a factory: call it to get the app' },
   { name: 'app_dir', type: 'string', default: '.', flags: ['--app-dir'], uvicornParam: 'app_dir', origin: U, support: 'honoured', help: 'Directory added to the module search path' },
@@ -308,7 +310,7 @@ export const SETTINGS_BY_NAME: ReadonlyMap<string, Setting> = new Map(SETTINGS.m
 /** Names a config file may use for each setting: its name and its aliases. */
 export const FILE_NAMES: ReadonlyMap<string, Setting> = new Map(
   SETTINGS.filter((setting) => !setting.notInFile).flatMap((setting) =>
-    [setting.name, ...(setting.fileAliases ?? [])].map((name) => [name, setting] as const),
+    [...(setting.aliasesOnlyInFile ? [] : [setting.name]), ...(setting.fileAliases ?? [])].map((name) => [name, setting] as const),
   ),
 );
 

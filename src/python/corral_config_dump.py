@@ -34,6 +34,13 @@ def load(target: str) -> dict[str, Any]:
     return vars(module)
 
 
+def plain(value: Any) -> Any:
+    """Sets become lists; anything else JSON cannot hold is reported as unreadable, not guessed at."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(type(value).__name__)
+
+
 def describe(namespace: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     functions: dict[str, dict[str, Any]] = {}
@@ -49,7 +56,7 @@ def describe(namespace: dict[str, Any]) -> dict[str, Any]:
             functions[name] = {"arity": arity}
             continue
         try:
-            settings[name] = json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, (set, frozenset)) else str(o)))
+            settings[name] = json.loads(json.dumps(value, default=plain))
         except (TypeError, ValueError):
             unreadable[name] = repr(value)
     return {"settings": settings, "functions": functions, "unreadable": unreadable}

@@ -193,6 +193,11 @@ describe('config files', () => {
     expect(config.settings.post_worker_init).toEqual({ value: 'gunicorn.conf.py:post_worker_init', source: 'config file gunicorn.conf.py' });
   });
 
+  it('names a setting whose value cannot reach the workers', () => {
+    const config = run(['app:app'], {}, { unreadable: { chdir: "PosixPath('/srv')", my_helper: '<object>' } });
+    expect(config.notices.map((notice) => notice.msg)).toEqual([`gunicorn.conf.py: "chdir" = PosixPath('/srv') cannot be passed to the workers and is ignored`]);
+  });
+
   it('takes the app from wsgi_app and uvicorn keyword names', () => {
     const config = run([], {}, { settings: { wsgi_app: 'proj.asgi:application', timeout_keep_alive: 30, raw_env: ['A=1', 'B=x=y'] } });
     expect(config.app).toBe('proj.asgi:application');
