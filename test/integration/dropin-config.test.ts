@@ -129,6 +129,20 @@ describe('gunicorn\'s --chdir, --pythonpath and -e', () => {
   });
 });
 
+describe('a uvicorn command line', () => {
+  it('reaches the workers: --header, --no-server-header, UVICORN_ variables', async () => {
+    const port = await freePort();
+    const corral = startCorral(['--header', 'X-Frame-Options:DENY', '--no-server-header', '--app-dir', TEST_APPS, 'app:app'], {
+      env: { ...CLEAR, UVICORN_HOST: '127.0.0.1', UVICORN_PORT: String(port) },
+    });
+    await corral.waitForReadyWorkers(1);
+    const reply = await get({ port });
+    expect(reply.status).toBe(200);
+    expect(reply.headers['x-frame-options']).toBe('DENY');
+    expect(reply.headers.server).toBeUndefined();
+  });
+});
+
 describe('signal hooks', () => {
   const conf = path.join(FIXTURES, 'signal_hooks.conf.py');
 
