@@ -226,6 +226,10 @@ describe('gunicorn and uvicorn command lines through corral --print-config --jso
     const missing = await printConfig('gunicorn -c /nonexistent/gunicorn.conf.py app:app');
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toBe('corral: error: --config "/nonexistent/gunicorn.conf.py": no such file');
+    fs.writeFileSync(path.join(workdir, 'broken.conf.py'), 'workers = int(os.environ["NOPE"])\n');
+    const broken = await printConfig('gunicorn -c broken.conf.py app:app');
+    expect(broken.code).toBe(2);
+    expect(broken.stderr.trim()).toBe(`corral: error: --config "broken.conf.py": the file failed to run: NameError: name 'os' is not defined`);
   });
 
   it('prints a readable table without --json', async () => {
