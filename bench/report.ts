@@ -19,6 +19,8 @@ export interface ResultRow {
   status: RowStatus;
   /** medians over the rounds */
   metrics: Record<string, number>;
+  /** text figures (e.g. how the server restarts), shown by text metrics */
+  info?: Record<string, string>;
   /** every round's value, for the JSON */
   samples?: Record<string, number[]>;
   /** error message, or why the feature is not supported */
@@ -51,6 +53,8 @@ export interface MetricDef {
   /** which direction is better; ratios are shown only for metrics that have one */
   better?: 'higher' | 'lower';
   digits: number;
+  /** a text column read from row.info */
+  text?: boolean;
 }
 
 export const SCENARIO_TITLES: Record<ScenarioId, string> = {
@@ -86,10 +90,13 @@ export const METRICS: Record<ScenarioId, MetricDef[]> = {
   ],
   hup: [
     { key: 'replacedS', label: 'all workers replaced s', better: 'lower', digits: 2 },
+    { key: 'rps', label: 'req/s meanwhile', better: 'higher', digits: 0 },
+    { key: 'masterCpuS', label: 'master CPU s', better: 'lower', digits: 2 },
     { key: 'failed', label: 'failed requests', digits: 0 },
     { key: 'socketErrors', label: 'socket errors', digits: 0 },
     { key: 'non2xx', label: 'non-2xx', digits: 0 },
     { key: 'requests', label: 'requests', digits: 0 },
+    { key: 'strategy', label: 'how the server restarts', digits: 0, text: true },
   ],
   reload: [
     { key: 'medianS', label: 'median s', better: 'lower', digits: 3 },
@@ -134,6 +141,7 @@ export function baselineOf(row: ResultRow, rows: ResultRow[]): ResultRow | undef
 
 /** One table cell: "12,345 (0.98×)", the baseline's own value without a ratio. */
 export function formatCell(row: ResultRow, metric: MetricDef, rows: ResultRow[]): string {
+  if (metric.text) return row.info?.[metric.key] ?? '—';
   const v = row.metrics[metric.key];
   if (v === undefined) return '—';
   const text = formatNumber(v, metric.digits);
@@ -286,8 +294,8 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
   throughput: (s) =>
     `wrk -t${setting(s, 'wrkThreads')} -c${setting(s, 'wrkConnections')} for ${setting(s, 'throughputDurationS')} s after a ` +
     `${setting(s, 'warmupS')} s warm-up, median of ${setting(s, 'rounds')} round(s); servers alternate within each round. ` +
-    `Each run first waits up to ${setting(s, 'quietWaitS')} s for other load on the machine to drop below ` +
-    `${setting(s, 'quietPct')}% of a core. ` +
+    `Each run first waits up to ${setting(s, 'quietWaitS')} s (${setting(s, 'quietBudgetS')} s over the whole run) for other ` +
+    `load on the machine to drop below ${setting(s, 'quietPct')}% of a core. ` +
     `"errors" = socket errors + non-2xx. "other load" = CPU used meanwhile by processes other than the server, ` +
     `wrk and the harness, in % of one core (of ${setting(s, 'nproc')}): a high figure means the machine was busy and the row is ` +
     `less reliable. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
@@ -336,9 +344,19 @@ export function niceCeiling(v: number): number {
   return 10 * p;
 }
 
+/** Groups per chart row: more would make the labels overlap. */
+const GROUPS_PER_ROW = 8;
+
 /** One panel of grouped bars. `shared` = one scale for all groups; otherwise each group is scaled
  *  to its own maximum (for figures of very different sizes) and every bar carries its value. */
-function barPanel(title: string, groups: BarGroup[], y0: number, width: number, shared: boolean): { svg: string; height: number } {
+function barPanel(
+  title: string,
+  groups: BarGroup[],
+  y0: number,
+  width: number,
+  shared: boolean,
+  sharedMax?: number,
+): { svg: string; height: number } {
   const height = 250;
   const left = 50;
   const top = y0 + 30;
@@ -347,7 +365,7 @@ function barPanel(title: string, groups: BarGroup[], y0: number, width: number, 
   const out: string[] = [];
   out.push(`<text x="${left}" y="${y0 + 18}" font-size="14" font-weight="bold">${esc(title)}</text>`);
   out.push(`<line x1="${left}" y1="${top + plotH}" x2="${left + plotW}" y2="${top + plotH}" stroke="#333"/>`);
-  const globalMax = niceCeiling(Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0))));
+  const globalMax = sharedMax ?? niceCeiling(Math.max(1e-9, ...groups.flatMap((g) => g.bars.map((b) => b.value ?? 0))));
   if (shared) {
     for (const f of [0.25, 0.5, 0.75, 1]) {
       const y = top + plotH - f * plotH;
@@ -355,7 +373,7 @@ function barPanel(title: string, groups: BarGroup[], y0: number, width: number, 
       out.push(`<text x="${left - 4}" y="${y + 4}" font-size="10" text-anchor="end">${esc(formatNumber(globalMax * f, 0))}</text>`);
     }
   }
-  const gw = plotW / Math.max(1, groups.length);
+  const gw = plotW / Math.max(GROUPS_PER_ROW, groups.length);
   groups.forEach((g, gi) => {
     const max = shared ? globalMax : Math.max(1e-9, ...g.bars.map((b) => b.value ?? 0));
     const n = Math.max(1, g.bars.length);
@@ -401,12 +419,27 @@ export function renderSvg(rep: BenchReport): string {
       }),
     }));
   };
-  const tp = groupsFor('throughput', 'rps', (r) => `${r.app} ${r.workers}w\n${r.variant}`, 0, '');
-  const restart: BarGroup[] = [
-    ...groupsFor('launch', 'first200S', (r) => `launch→200\n${r.app} ${r.workers}w`, 2, 's'),
-    ...groupsFor('kill', 'answerS', (r) => `kill -9→answer\n${r.app} ${r.workers}w`, 2, 's'),
-    ...groupsFor('hup', 'replacedS', (r) => `HUP ${r.workers}w\n${r.variant}`, 1, 's'),
-    ...groupsFor('reload', 'medianS', (r) => `reload\n${r.app}`, 2, 's'),
+  const panels: Array<{ title: string; groups: BarGroup[]; shared: boolean }> = [
+    {
+      title: 'Throughput, requests/s (higher is better)',
+      groups: groupsFor('throughput', 'rps', (r) => `${r.app} ${r.workers}w\n${r.variant}`, 0, ''),
+      shared: true,
+    },
+    {
+      title: 'Restart figures, seconds (lower is better; each group on its own scale)',
+      groups: [
+        ...groupsFor('launch', 'first200S', (r) => `launch→200\n${r.app} ${r.workers}w`, 2, 's'),
+        ...groupsFor('kill', 'answerS', (r) => `kill -9→answer\n${r.app} ${r.workers}w`, 2, 's'),
+        ...groupsFor('hup', 'replacedS', (r) => `HUP ${r.app} ${r.workers}w\n${r.variant}`, 1, 's'),
+        ...groupsFor('reload', 'medianS', (r) => `reload\n${r.app}`, 2, 's'),
+      ],
+      shared: false,
+    },
+    {
+      title: 'Failed requests during HUP (lower is better; each group on its own scale)',
+      groups: groupsFor('hup', 'failed', (r) => `HUP ${r.app} ${r.workers}w\n${r.variant}`, 0, ''),
+      shared: false,
+    },
   ];
   const parts: string[] = [];
   let y = 10;
@@ -417,15 +450,15 @@ export function renderSvg(rep: BenchReport): string {
     parts.push(`<text x="${x + 16}" y="${legendY + 10}" font-size="12">${esc(SERVER_LABELS[s])}</text>`);
   });
   y += 24;
-  if (tp.length) {
-    const p = barPanel('Throughput, requests/s (higher is better)', tp, y, width, true);
-    parts.push(p.svg);
-    y += p.height;
-  }
-  if (restart.length) {
-    const p = barPanel('Restart figures, seconds (lower is better; each group on its own scale)', restart, y, width, false);
-    parts.push(p.svg);
-    y += p.height;
+  for (const panel of panels) {
+    if (panel.groups.length === 0) continue;
+    const max = niceCeiling(Math.max(1e-9, ...panel.groups.flatMap((g) => g.bars.map((b) => b.value ?? 0))));
+    for (let i = 0; i < panel.groups.length; i += GROUPS_PER_ROW) {
+      const title = i === 0 ? panel.title : `${panel.title.replace(/ \(.*$/, '')} (continued)`;
+      const p = barPanel(title, panel.groups.slice(i, i + GROUPS_PER_ROW), y, width, panel.shared, panel.shared ? max : undefined);
+      parts.push(p.svg);
+      y += p.height;
+    }
   }
   const footer = `${rep.mode} run, ${rep.machine.date}: ${machineLine(rep.machine)}`;
   parts.push(`<text x="50" y="${y + 4}" font-size="9" fill="#555">${esc(truncate(footer, 190))}</text>`);

@@ -56,6 +56,8 @@ export interface ServerSpec {
   isWorker(cmdline: string, depth: number): boolean;
   /** A log line that one worker writes once it is ready to serve (after lifespan start-up). */
   readyLine?: RegExp;
+  /** How it replaces its workers on HUP (read in its source, seen in its logs). */
+  hupStrategy: string;
   /** Why the server cannot be launched at all on this machine, if it cannot. */
   missing(): string | undefined;
 }
@@ -80,6 +82,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     // multiprocessing spawn children; the resource tracker is a helper
     isWorker: (cmd, depth) => depth === 1 && cmd.includes('spawn_main'),
     readyLine: /Application startup complete/,
+    hupStrategy: 'one at a time: new worker ready, then the old one terminated',
     missing: missingExe('uvicorn'),
   },
   gunicorn: {
@@ -100,6 +103,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     unsupported: {},
     isWorker: (cmd, depth) => depth === 1 && cmd.includes('gunicorn'),
     readyLine: /Application startup complete/,
+    hupStrategy: 'all new workers forked, all old ones stopped at once: no readiness wait',
     missing: missingExe('gunicorn'),
   },
   granian: {
@@ -119,6 +123,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     unsupported: {},
     isWorker: (_cmd, depth) => depth === 1,
     readyLine: /Started worker-\d+/,
+    hupStrategy: 'one at a time: new worker started, 3.5 s sleep (--respawn-interval), old one stopped; readiness wait not supported',
     missing: missingExe('granian'),
   },
   corral: {
@@ -136,6 +141,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     unsupported: {},
     // python3 -u .../src/python/corral_worker.py; one-shot helpers (python -c …) are not workers
     isWorker: (cmd, depth) => depth === 1 && /python/.test(cmd) && !/ -c /.test(cmd),
+    hupStrategy: 'new workers (--max-surge at a time) ready, then the old ones drained',
     missing: () => {
       if (!existsSync(join(ROOT, 'bin', 'corral.js'))) return 'bin/corral.js does not exist yet';
       if (!existsSync(join(ROOT, 'dist'))) return 'dist/ does not exist (npm run build)';

@@ -23,6 +23,8 @@ export interface Settings {
   /** before each throughput run, wait up to quietWaitS for other load below quietPct % of a core */
   quietPct: number;
   quietWaitS: number;
+  /** all the waiting for quiet in a run together stops after this (a busy machine is then noted) */
+  quietBudgetS: number;
   launchRepeats: number;
   launchWorkers: number[];
   killRepeats: number;
@@ -49,6 +51,7 @@ export const FULL: Settings = {
   wrkConnections: 64,
   quietPct: 20,
   quietWaitS: 60,
+  quietBudgetS: 600,
   launchRepeats: 5,
   launchWorkers: [2, 4],
   killRepeats: 3,
@@ -72,6 +75,7 @@ export const QUICK: Settings = {
   throughputDurationS: 3,
   throughputWorkers: [2],
   quietWaitS: 3,
+  quietBudgetS: 12,
   launchRepeats: 2,
   launchWorkers: [2],
   killRepeats: 1,
@@ -118,6 +122,9 @@ export class ConfigRun {
   private readonly samples = new Map<ServerName, Record<string, number[]>>();
   private readonly errors = new Map<ServerName, string>();
   private readonly unsupported = new Map<ServerName, string>();
+
+  /** text figures per server, copied into the rows */
+  readonly info = new Map<ServerName, Record<string, string>>();
 
   constructor(
     private readonly ctx: Ctx,
@@ -178,7 +185,8 @@ export class ConfigRun {
       else if (samples) {
         const metrics: Record<string, number> = {};
         for (const [k, vs] of Object.entries(samples)) metrics[k] = this.summed(k) ? vs.reduce((a, b) => a + b, 0) : median(vs);
-        this.ctx.rows.push({ ...base, status: 'ok', metrics, samples });
+        const info = this.info.get(server);
+        this.ctx.rows.push({ ...base, status: 'ok', metrics, samples, ...(info ? { info } : {}) });
       }
     }
   }

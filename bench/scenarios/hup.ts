@@ -1,7 +1,7 @@
 // HUP (rolling restart) under load: failed requests, socket errors, and the time until every
 // worker pid was replaced by a ready one. Two loads: a fresh connection per request (Node loop,
 // Connection: close) and keep-alive (wrk).
-import { freePort, now, pollUntil } from '../lib/proc.js';
+import { clockTicksPerSecond, freePort, now, pollUntil, readStat } from '../lib/proc.js';
 import { socketErrorTotal, startFreshLoad, startWrk } from '../load.js';
 import { SERVERS, withServer, type RunningServer } from '../servers.js';
 import { ConfigRun, logFile, rotate, type Ctx } from './common.js';
@@ -23,6 +23,20 @@ async function waitReplaced(srv: RunningServer, old: number[], since: number, wo
   );
 }
 
+/** Sends SIGHUP and waits until every worker was replaced; also measures the master's CPU time
+ *  over the restart. */
+async function hupAndWait(srv: RunningServer, old: number[], workers: number): Promise<{ replacedS: number; masterCpuS: number }> {
+  const ticks = (): number => {
+    const st = readStat(srv.pid);
+    return st ? st.utime + st.stime : NaN;
+  };
+  const m0 = ticks();
+  const t0 = now();
+  srv.signal('SIGHUP');
+  const t1 = await waitReplaced(srv, old, t0, workers);
+  return { replacedS: (t1 - t0) / 1000, masterCpuS: (ticks() - m0) / clockTicksPerSecond() };
+}
+
 export async function hup(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
@@ -38,6 +52,7 @@ export async function hup(ctx: Ctx): Promise<void> {
         for (const server of ctx.servers) {
           const why = SERVERS[server].unsupported.hup;
           if (why) run.markUnsupported(server, why);
+          run.info.set(server, { strategy: SERVERS[server].hupStrategy });
         }
         for (let round = 0; round < s.hupRounds(workers); round++) {
           for (const server of rotate(ctx.servers, round + seq)) {
@@ -61,15 +76,14 @@ export async function hup(ctx: Ctx): Promise<void> {
                   const gen = startFreshLoad({ port, concurrency: s.freshConcurrency, maxDurationS: maxS });
                   try {
                     await lead(gen.progress);
-                    const t0 = now();
-                    srv.signal('SIGHUP');
-                    const t1 = await waitReplaced(srv, old, t0, workers);
+                    const restart = await hupAndWait(srv, old, workers);
                     await tail();
                     gen.stop();
                     const r = await gen.done;
                     const socketErrors = Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
                     return {
-                      replacedS: (t1 - t0) / 1000,
+                      ...restart,
+                      rps: r.requests / r.durationS,
                       failed: socketErrors + r.non2xx,
                       socketErrors,
                       non2xx: r.non2xx,
@@ -84,14 +98,13 @@ export async function hup(ctx: Ctx): Promise<void> {
                 const wrk = startWrk({ port, connections: s.wrkConnections, threads: s.wrkThreads, durationS: Math.ceil(maxS) });
                 try {
                   await lead(() => 1);
-                  const t0 = now();
-                  srv.signal('SIGHUP');
-                  const t1 = await waitReplaced(srv, old, t0, workers);
+                  const restart = await hupAndWait(srv, old, workers);
                   await tail();
                   wrk.stop();
                   const r = await wrk.done;
                   return {
-                    replacedS: (t1 - t0) / 1000,
+                    ...restart,
+                    rps: r.requests / r.durationS,
                     failed: socketErrorTotal(r) + r.non2xx,
                     socketErrors: socketErrorTotal(r),
                     non2xx: r.non2xx,

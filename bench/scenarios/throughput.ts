@@ -10,6 +10,7 @@ export const readyTimeoutMs = (workers: number): number => 30_000 + workers * 3_
 export async function throughput(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
+  let quietLeftS = s.quietBudgetS;
   for (const app of ctx.apps) {
     for (const workers of s.throughputWorkers) {
       for (const accessLog of [false, true]) {
@@ -21,7 +22,9 @@ export async function throughput(ctx: Ctx): Promise<void> {
           for (const server of rotate(ctx.servers, round + seq)) {
             let memory: Record<string, number> | undefined;
             await tp.measure(server, async () => {
-              await waitQuiet(s.quietPct, s.quietWaitS * 1000);
+              const t = performance.now();
+              await waitQuiet(s.quietPct, Math.min(s.quietWaitS, quietLeftS) * 1000);
+              quietLeftS = Math.max(0, quietLeftS - (performance.now() - t) / 1000);
               const port = await freePort();
               return withServer(SERVERS[server], { appDir: app.dir, workers, port, accessLog }, logFile(ctx, server, 'tp'), async (srv) => {
                 await srv.waitAllReady(readyTimeoutMs(workers));

@@ -111,7 +111,7 @@ const ROWS: ResultRow[] = [
   row({ server: 'uvicorn', workers: 4, metrics: { rps: 30000, p50Ms: 2, p99Ms: 9, errors: 0 } }),
   row({ server: 'corral', workers: 4, metrics: { rps: 28500, p50Ms: 2, p99Ms: 9, errors: 0 } }),
   row({ scenario: 'hup', variant: 'keep-alive', server: 'uvicorn', metrics: { replacedS: 1.2, failed: 66, socketErrors: 66, non2xx: 0, requests: 100 } }),
-  row({ scenario: 'hup', variant: 'keep-alive', server: 'corral', metrics: { replacedS: 0.9, failed: 0, socketErrors: 0, non2xx: 0, requests: 100 } }),
+  row({ scenario: 'hup', variant: 'keep-alive', server: 'corral', metrics: { replacedS: 0.9, failed: 0, socketErrors: 0, non2xx: 0, requests: 100 }, info: { strategy: 'new ready, then old drained' } }),
   row({ scenario: 'hup', variant: 'keep-alive', server: 'granian', status: 'unsupported', note: 'no readiness on HUP' }),
   row({ scenario: 'memory', server: 'corral', metrics: { masterRssMiB: 61.5, workerRssMiB: 30, totalRssMiB: 121.5 } }),
   row({ scenario: 'idle', workers: 16, variant: '', server: 'corral', metrics: { masterCpuPct: 0.4, workersCpuPct: 2, masterRssMiB: 60 } }),
@@ -149,6 +149,8 @@ describe('ratios and table cells', () => {
     expect(table).toHaveLength(8);
     const hup = scenarioTable('hup', ROWS);
     expect(hup).toContain('| granian | not supported: no readiness on HUP |');
+    expect(hup).toContain('| corral | 0.90 (0.75×) | — | — | 0 | 0 | 0 | 100 | new ready, then old drained |');
+    expect(hup).toContain('| 66 | 66 | 0 | 100 | — |');
     expect(scenarioTable('reload', ROWS)).toBe('');
   });
 
@@ -189,12 +191,31 @@ describe('report outputs', () => {
     const svg = renderSvg(report);
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
-    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers, HUP 2 servers
-    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2);
+    // bars (each with a tooltip): throughput 3 servers at 2 workers + 2 at 4 workers; HUP restart
+    // time and HUP failed requests, 2 servers each
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(3 + 2 + 2 + 2);
+    expect(svg).toContain('Failed requests during HUP');
     // the legend names every server that has a row
     expect(svg).toContain('gunicorn + UvicornWorker</text>');
     expect(svg).toContain('n/a');
     expect(svg).not.toMatch(/NaN|undefined/);
+  });
+});
+
+describe('chart rows', () => {
+  it('wraps a panel with many groups into several rows', () => {
+    const many: ResultRow[] = Array.from({ length: 10 }, (_, i) =>
+      row({ scenario: 'launch', workers: i + 1, variant: '', server: 'uvicorn', metrics: { first200S: 0.3 } }),
+    );
+    const svg = renderSvg({
+      mode: 'full',
+      machine: { nproc: 2, cpuModel: 'x', memTotalGiB: 1, kernel: 'k', node: 'n', python: 'p', versions: {}, commit: 'c', date: 'd' },
+      settings: {},
+      durationS: 1,
+      rows: many,
+    });
+    expect(svg.match(/<rect [^>]*><title>/g)).toHaveLength(10);
+    expect(svg).toContain('Restart figures, seconds (continued)');
   });
 });
 
