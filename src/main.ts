@@ -232,7 +232,7 @@ function printNotices(config: CorralConfig): void {
 function notYetBuilt(config: CorralConfig): string[] {
   const missing: string[] = [];
   if (config.user !== undefined || config.group !== undefined) missing.push('-u/--user and -g/--group (workers as another user)');
-  if (config.reload.enabled) missing.push('--reload');
+  if (config.reload) missing.push('--reload');
   return missing;
 }
 

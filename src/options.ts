@@ -44,15 +44,6 @@ export interface Notice {
   msg: string;
 }
 
-export interface ReloadSettings {
-  enabled: boolean;
-  dirs: string[];
-  includes: string[];
-  excludes: string[];
-  delay: number;
-  extraFiles: string[];
-}
-
 export interface CorralConfig {
   app: string;
   factory: boolean;
@@ -92,7 +83,16 @@ export interface CorralConfig {
   user: string | undefined;
   group: string | undefined;
   initgroups: boolean;
-  reload: ReloadSettings;
+  /** Development mode: watch the code and swap in new workers when it changes. */
+  reload: boolean;
+  /** Directories to watch; empty means the app directory. */
+  reloadDirs: string[];
+  reloadIncludes: string[];
+  reloadExcludes: string[];
+  /** Seconds without a change before a burst of changes reloads. */
+  reloadDelay: number;
+  /** Files that reload whatever the patterns say (templates, .env). */
+  reloadExtraFiles: string[];
   /** The config file read, and its server hooks by side. */
   configFile: { path: string; workerHooks: string[]; masterHooks: string[] } | undefined;
   /** Every setting with its value and source, keyed by setting name. */
@@ -464,14 +464,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     user: value<string | null>('user') ?? undefined,
     group: value<string | null>('group') ?? undefined,
     initgroups: value<boolean>('initgroups'),
-    reload: {
-      enabled: value<boolean>('reload'),
-      dirs: value<string[]>('reload_dirs'),
-      includes: value<string[]>('reload_includes'),
-      excludes: value<string[]>('reload_excludes'),
-      delay: value<number>('reload_delay'),
-      extraFiles: value<string[]>('reload_extra_files'),
-    },
+    reload: value<boolean>('reload'),
+    reloadDirs: value<string[]>('reload_dirs'),
+    reloadIncludes: value<string[]>('reload_includes'),
+    reloadExcludes: value<string[]>('reload_excludes'),
+    reloadDelay: value<number>('reload_delay'),
+    reloadExtraFiles: value<string[]>('reload_extra_files'),
     configFile: context.configFile ? { path: context.configFile.path || context.configFile.given, workerHooks, masterHooks } : undefined,
     settings,
     notices,

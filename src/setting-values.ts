@@ -73,7 +73,12 @@ export function coerce(setting: Setting, raw: unknown, label: string): Value {
     }
     case 'list': {
       const items = Array.isArray(raw) ? raw : [raw];
-      return items.map((item) => (typeof item === 'string' ? item : typeof item === 'number' ? String(item) : fail('a string or a list of strings')));
+      return items.map((item) => {
+        if (typeof item === 'number') return String(item);
+        if (typeof item !== 'string') return fail('a string or a list of strings');
+        if (item.trim() === '') return fail('a value that is not empty');
+        return item;
+      });
     }
     case 'dict':
       if (typeof raw === 'object' && !Array.isArray(raw)) return raw as Record<string, unknown>;

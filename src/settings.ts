@@ -285,11 +285,11 @@ export const SETTINGS: readonly Setting[] = [
 
   // --- development: reload (issue 4 implements it) ---
   { name: 'reload', type: 'bool', default: false, flags: ['--reload'], uvicornParam: 'reload', origin: GU, support: 'honoured', help: 'Restart the workers when source files change' },
-  { name: 'reload_dirs', type: 'list', default: [], flags: ['--reload-dir'], uvicornParam: 'reload_dirs', origin: U, support: 'honoured', help: 'Directories to watch, repeatable' },
-  { name: 'reload_includes', type: 'list', default: [], flags: ['--reload-include'], uvicornParam: 'reload_includes', origin: U, support: 'honoured', help: 'Glob patterns to watch, repeatable' },
-  { name: 'reload_excludes', type: 'list', default: [], flags: ['--reload-exclude'], uvicornParam: 'reload_excludes', origin: U, support: 'honoured', help: 'Glob patterns not to watch, repeatable' },
-  { name: 'reload_delay', type: 'float', default: 0.25, flags: ['--reload-delay'], uvicornParam: 'reload_delay', origin: U, support: 'honoured', help: 'Seconds to wait for more changes before reloading' },
-  { name: 'reload_extra_files', type: 'list', default: [], flags: ['--reload-extra-file'], origin: G, support: 'honoured', help: 'Extra files to watch, repeatable' },
+  { name: 'reload_dirs', type: 'list', default: [], flags: ['--reload-dir'], uvicornParam: 'reload_dirs', origin: U, support: 'honoured', help: 'Directory to watch, repeatable [default: the app directory]' },
+  { name: 'reload_includes', type: 'list', default: [], flags: ['--reload-include'], uvicornParam: 'reload_includes', origin: U, support: 'honoured', help: 'Glob of files to watch, repeatable [default: *.py]' },
+  { name: 'reload_excludes', type: 'list', default: [], flags: ['--reload-exclude'], uvicornParam: 'reload_excludes', origin: U, support: 'honoured', help: 'Glob or directory not to watch, repeatable [default: .* *.py[cod] .sw.* ~*]' },
+  { name: 'reload_delay', type: 'float', default: 0.1, flags: ['--reload-delay'], uvicornParam: 'reload_delay', origin: U, support: 'honoured', help: 'Seconds of quiet after a change before reloading' },
+  { name: 'reload_extra_files', type: 'list', default: [], flags: ['--reload-extra-file'], origin: G, support: 'honoured', help: 'Other file that reloads when it changes (template, .env), repeatable' },
   ignored('reload_engine', ['--reload-engine'], 'string', 'auto', 'corral watches files itself'),
 
   // --- corral's actions ---

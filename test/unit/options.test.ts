@@ -135,7 +135,7 @@ describe('precedence: defaults < config file < GUNICORN_CMD_ARGS < CORRAL_CMD_AR
     expect(config.settings.bind!.value).toEqual(['0.0.0.0:9000']);
     expect(config.workers).toBe(4);
     expect(config.accessLog).toBe(false);
-    expect(config.reload.dirs).toEqual(['src', 'lib']);
+    expect(config.reloadDirs).toEqual(['src', 'lib']);
   });
 
   it('finds the config file through -c, $CORRAL_CONFIG or GUNICORN_CMD_ARGS', () => {
