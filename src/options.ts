@@ -122,8 +122,15 @@ export interface ParseContext {
 type Layer = Map<string, Resolved>;
 
 const CMD_ARGS_VARIABLES = ['GUNICORN_CMD_ARGS', 'CORRAL_CMD_ARGS'] as const;
-/** CORRAL_ variables that are not options. */
-const RESERVED_CORRAL_VARIABLES = new Set(['CORRAL_CMD_ARGS', 'CORRAL_WORKER_CONFIG']);
+/** CORRAL_ variables that are not options: corral's own, between master, workers and an upgraded master. */
+const RESERVED_CORRAL_VARIABLES = new Set([
+  'CORRAL_CMD_ARGS',
+  'CORRAL_WORKER_CONFIG',
+  'CORRAL_UPGRADE_FROM',
+  'CORRAL_UPGRADE_FD',
+  'CORRAL_LISTENERS',
+  'CORRAL_MASTER_PID',
+]);
 
 function put(layer: Layer, setting: Setting, value: Value, source: string): void {
   const previous = layer.get(setting.name);
