@@ -4,7 +4,7 @@ import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
-import { startObservability } from './observability.js';
+import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
@@ -213,7 +213,12 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
       arbiter.requestRollingRestart(reason);
     };
     const removeSignals = installSignals(arbiter, log, () => reload());
-    const observability = await startObservability(config, arbiter, output, () => reload('control'));
+    // The metrics port and the control socket are the previous master's until it has gone.
+    let observability: Observability | undefined;
+    const observe = async (): Promise<void> => {
+      observability = await startObservability(config, arbiter, output, () => reload('control'));
+    };
+    if (!upgrades.awaitingPromotion) await observe();
 
     const systemd = startSystemdNotifications(arbiter, {
       python: config.python,
@@ -226,6 +231,10 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
     const removeUpgrades = upgrades.attach(arbiter, listeners, {
       onReady: () => systemd?.send(`MAINPID=${process.pid}`),
       onHandOver: () => systemd?.handOver(),
+      onPromoted: () =>
+        void observe().catch((error: unknown) =>
+          log.error({ err: error }, 'upgrade: the metrics endpoint or control socket could not start'),
+        ),
     });
 
     try {
@@ -236,7 +245,7 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
       log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
       return code;
     } finally {
-      await observability.close();
+      await observability?.close();
     }
   } finally {
     // A unix socket file still served by the other master of an upgrade stays.
