@@ -4,11 +4,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { MachineInfo } from './report.js';
-import { ROOT, VENV_BIN } from './servers.js';
+import { ROOT, VENV_BIN, getCorralRoot } from './servers.js';
 
-const run = (cmd: string, args: string[]): string => {
+const run = (cmd: string, args: string[], cwd = ROOT): string => {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT }).trim();
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], cwd }).trim();
   } catch {
     return '?';
   }
@@ -40,7 +40,7 @@ export function describeMachine(): MachineInfo {
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? '?';
   let corralVersion = '?';
   try {
-    corralVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '?';
+    corralVersion = (JSON.parse(readFileSync(join(getCorralRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '?';
   } catch {
     // keep '?'
   }
@@ -52,7 +52,10 @@ export function describeMachine(): MachineInfo {
     node: process.versions.node,
     python: run(join(VENV_BIN, 'python'), ['-c', 'import platform; print(platform.python_version())']),
     versions: { corral: corralVersion, ...pythonVersions(), wrk: run('sh', ['-c', 'wrk -v 2>&1 | head -1']).split(' ')[1] ?? '?' },
-    commit: run('git', ['rev-parse', '--short', 'HEAD']) + (run('git', ['status', '--porcelain', '--', 'src', 'bin']) ? ' (+ uncommitted changes in src/ or bin/)' : ''),
+    commit:
+      (getCorralRoot() === ROOT ? '' : `corral from ${getCorralRoot()} `) +
+      run('git', ['rev-parse', '--short', 'HEAD'], getCorralRoot()) +
+      (run('git', ['status', '--porcelain', '--', 'src', 'bin'], getCorralRoot()) ? ' (+ uncommitted changes in src/ or bin/)' : ''),
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
   };
 }

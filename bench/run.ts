@@ -1,12 +1,20 @@
 // corral's side-by-side benchmark: `npm run bench` (full), `npm run bench -- --quick`,
 // `--only hup,kill`, `--servers corral,uvicorn`, `--apps hello`. See bench/README.md.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAllGroups } from './lib/proc.js';
 import { describeMachine } from './machine.js';
-import { SCENARIO_IDS, checkGoals, writeReport, type BenchReport, type ScenarioId } from './report.js';
+import {
+  SCENARIO_IDS,
+  checkGoals,
+  renderReadmeSection,
+  replaceReadmeSection,
+  writeReport,
+  type BenchReport,
+  type ScenarioId,
+} from './report.js';
 import { FULL, QUICK, type AppDef, type Ctx } from './scenarios/common.js';
 import { hup } from './scenarios/hup.js';
 import { idle } from './scenarios/idle.js';
@@ -14,7 +22,7 @@ import { kill } from './scenarios/kill.js';
 import { launch } from './scenarios/launch.js';
 import { reload } from './scenarios/reload.js';
 import { throughput } from './scenarios/throughput.js';
-import { ROOT, SERVERS, SERVER_NAMES } from './servers.js';
+import { ROOT, SERVERS, SERVER_NAMES, setCorralRoot } from './servers.js';
 
 /** Runnable scenarios in the order they run ("memory" rows come from the throughput runs). */
 const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>]> = [
@@ -27,7 +35,8 @@ const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>
 ];
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
-                        [--workers N[,...]] [--rounds N] [--out NAME] [--keep-logs]
+                        [--workers N[,...]] [--rounds N] [--corral DIR] [--out NAME] [--keep-logs]
+  --corral DIR measures the corral of another checkout (a worktree), with this checkout's anchors
   --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
   servers:   ${SERVER_NAMES.join(', ')}`;
@@ -54,6 +63,7 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       'keep-logs': { type: 'boolean', default: false },
       workers: { type: 'string' },
+      corral: { type: 'string' },
       rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -98,7 +108,9 @@ async function main(): Promise<number> {
     settings.killRepeats = n;
     settings.hupRounds = () => n;
   }
+  if (values.corral !== undefined) setCorralRoot(resolve(values.corral));
   const partial =
+    values.corral !== undefined ||
     only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
   const mode: BenchReport['mode'] = quick ? 'quick' : partial ? 'partial' : 'full';
   const outName = values.out ?? (quick ? 'quick' : partial ? 'partial' : 'latest');
@@ -143,6 +155,16 @@ async function main(): Promise<number> {
   };
   const files = writeReport(report, join(ROOT, 'bench', 'results'), outName);
   ctx.log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
+  if (mode === 'full' && outName === 'latest') {
+    // the README keeps the latest full run's summary between its bench markers
+    const readmePath = join(ROOT, 'README.md');
+    const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : undefined;
+    const updated = readme === undefined ? undefined : replaceReadmeSection(readme, renderReadmeSection(report));
+    if (updated !== undefined) {
+      writeFileSync(readmePath, updated);
+      ctx.log('updated the benchmark section of README.md');
+    } else ctx.log('README.md has no bench markers: its benchmark section was not updated');
+  }
   for (const g of checkGoals(report.rows)) ctx.log(`goal: ${g.status.padEnd(12)} ${g.goal} — ${g.detail}`);
   return 0;
 }

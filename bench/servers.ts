@@ -63,6 +63,14 @@ export interface ServerSpec {
 }
 
 const venv = (exe: string): string => join(VENV_BIN, exe);
+
+/** The corral checkout whose bin/corral.js is measured: this one unless --corral DIR says another
+ *  (to compare a branch's worktree against the same anchors). */
+let corralRoot = ROOT;
+export function setCorralRoot(dir: string): void {
+  corralRoot = dir;
+}
+export const getCorralRoot = (): string => corralRoot;
 const missingExe = (exe: string) => (): string | undefined =>
   existsSync(venv(exe)) ? undefined : `${venv(exe)} not found (run node scripts/bench-setup.mjs)`;
 
@@ -131,7 +139,7 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     command: (o) => ({
       cmd: process.execPath,
       args: [
-        join(ROOT, 'bin', 'corral.js'),
+        join(corralRoot, 'bin', 'corral.js'),
         '-w', String(o.workers), '-b', `${HOST}:${o.port}`, '--app-dir', o.appDir,
         o.accessLog ? '--access-log' : '--no-access-log',
         ...(o.reload ? ['--reload'] : []),
@@ -143,8 +151,8 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     isWorker: (cmd, depth) => depth === 1 && /python/.test(cmd) && !/ -c /.test(cmd),
     hupStrategy: 'new workers (--max-surge at a time) ready, then the old ones drained',
     missing: () => {
-      if (!existsSync(join(ROOT, 'bin', 'corral.js'))) return 'bin/corral.js does not exist yet';
-      if (!existsSync(join(ROOT, 'dist'))) return 'dist/ does not exist (npm run build)';
+      if (!existsSync(join(corralRoot, 'bin', 'corral.js'))) return `${join(corralRoot, 'bin', 'corral.js')} does not exist yet`;
+      if (!existsSync(join(corralRoot, 'dist'))) return `${join(corralRoot, 'dist')} does not exist (npm run build)`;
       return undefined;
     },
   },

@@ -3,22 +3,36 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
-import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
-import { createLogOutput, type LogOutput } from './logger.js';
 import { checkAppImports } from './check-config.js';
 import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
 import { readCpuLimit } from './cpu-limit.js';
+import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
+import { isControlCommand, runControlCommand } from './control-client.js';
+import { createLogOutput, type LogOutput } from './logger.js';
+import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
 import { configAsJson, configAsText } from './print-config.js';
-import { writePidFile } from './pidfile.js';
+import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
-import { bindAll, type Listener } from './sockets.js';
+import { startSystemdNotifications } from './sd-notify.js';
+import { bindAll, systemdListenFds, type Listener } from './sockets.js';
+import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { ProcessWorker, type SpawnWorker, type Worker } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
-const MASTER_ONLY_ENV = ['LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'];
+const MASTER_ONLY_ENV = [
+  'LISTEN_FDS',
+  'LISTEN_PID',
+  'LISTEN_FDNAMES',
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+  UPGRADE_FROM,
+  UPGRADE_FD,
+  INHERITED_LISTENERS,
+];
 
 function workerEnvironment(env: NodeJS.ProcessEnv, config: CorralConfig): NodeJS.ProcessEnv {
   const copy = { ...env, ...config.rawEnv };
@@ -114,6 +128,26 @@ function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () =
   };
 }
 
+/** Node as PID 1 reaps no orphans: a container needs tini (or `docker run --init`) in front. */
+function warnIfPidOne(log: Logger): void {
+  if (process.pid !== 1) return;
+  log.warn(
+    'corral runs as PID 1: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init',
+  );
+}
+
+/** Where the sockets come from, when not from --bind: said once, so a --bind that is ignored is no surprise. */
+function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean): void {
+  if (upgrading) {
+    log.info({ previousMaster: process.env[UPGRADE_FROM] }, 'upgrade: using the listen sockets of the previous master');
+  } else if (systemdListenFds(process.env).length > 0) {
+    log.info(
+      { fds: Number(process.env.LISTEN_FDS), names: process.env.LISTEN_FDNAMES, ignoredBinds: config.binds.length },
+      'systemd socket activation: using the sockets from LISTEN_FDS instead of --bind',
+    );
+  }
+}
+
 /**
  * HUP re-reads the configuration as it was given (command line and environment). What needs a new
  * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
@@ -131,29 +165,42 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
   return next;
 }
 
-async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
+async function serve(config: CorralConfig, load: () => CommandLine, output: LogOutput, startCwd: string): Promise<ExitCodeValue> {
   const log = output.logger;
   let listeners: Listener[] = [];
-  let removePidFile = () => undefined as void;
+  let upgrades: MasterUpgrades | undefined;
   try {
-    listeners = await bindAll(config.binds, { unixMode: 0o777 & ~config.umask, env: process.env });
+    warnIfPidOne(log);
+    const inheritance = inheritanceFromEnvironment(process.env);
+    upgrades = new MasterUpgrades(inheritance, config.pidFile, startCwd, log);
+    const identity = resolveWorkerIdentity(config.user, config.group, currentIds());
+    logSocketSource(config, log, inheritance !== undefined);
+    listeners = await bindAll(config.binds, {
+      unixMode: 0o777 & ~config.umask,
+      env: process.env,
+      inherited: inheritance?.listeners,
+      ...(identity ? { owner: { uid: identity.uid, gid: identity.gid } } : {}),
+    });
     const python = await preparePython(
       config.python,
       listeners.map((listener) => listener.fd),
       Number(config.uvicorn.backlog ?? 2048),
+      identity,
     );
-    if (config.pidFile) removePidFile = writePidFile(config.pidFile);
+    upgrades.writePidFile();
+    const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
         version: VERSION,
-        binds: listeners.map((listener) => listener.address),
+        binds: addresses,
+        ...(identity ? { user: identity.user, group: identity.group, uid: identity.uid, gid: identity.gid } : {}),
         workers: config.workers,
         python: python.executable,
         pythonVersion: python.python,
         uvicorn: python.uvicorn,
         app: config.app,
       },
-      `corral ${VERSION} listening on ${listeners.map((listener) => listener.address).join(', ')}`,
+      `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
     const onOutput = routeWorkerOutput(output);
     let current = config;
@@ -170,11 +217,12 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
+        ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
     recycler.start();
-    const reload = (): void => {
+    const reload = (reason = 'SIGHUP'): void => {
       const next = rereadConfiguration(load, current, log);
       if (next) {
         current = next;
@@ -182,16 +230,47 @@ async function serve(config: CorralConfig, load: () => CommandLine, output: LogO
         arbiter.updateSettings(arbiterSettings(next));
         recycler.updateSettings(recyclingSettings(next));
       }
-      arbiter.requestRollingRestart('SIGHUP');
+      arbiter.requestRollingRestart(reason);
     };
-    const removeSignals = installSignals(arbiter, log, reload);
-    const code = await arbiter.run();
-    removeSignals();
-    log.info({ code }, 'corral stopped');
-    return code;
+    const removeSignals = installSignals(arbiter, log, () => reload());
+    // The metrics port and the control socket are the previous master's until it has gone.
+    let observability: Observability | undefined;
+    const observe = async (): Promise<void> => {
+      observability = await startObservability(config, arbiter, output, () => reload('control'));
+    };
+    if (!upgrades.awaitingPromotion) await observe();
+
+    const systemd = startSystemdNotifications(arbiter, {
+      python: config.python,
+      env: process.env,
+      heartbeatSeconds: heartbeatInterval(config.timeout),
+      log,
+    });
+
+    // USR2: this master may be the new one of an upgrade, and may start the next.
+    const removeUpgrades = upgrades.attach(arbiter, listeners, {
+      onReady: () => systemd?.send(`MAINPID=${process.pid}`),
+      onHandOver: () => systemd?.handOver(),
+      onPromoted: () =>
+        void observe().catch((error: unknown) =>
+          log.error({ err: error }, 'upgrade: the metrics endpoint or control socket could not start'),
+        ),
+    });
+
+    try {
+      const code = await arbiter.run();
+      removeSignals();
+      removeUpgrades();
+      systemd?.close();
+      log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
+      return code;
+    } finally {
+      await observability?.close();
+    }
   } finally {
-    for (const listener of listeners) listener.close();
-    removePidFile();
+    // A unix socket file still served by the other master of an upgrade stays.
+    for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+    upgrades?.releasePidFile();
   }
 }
 
@@ -201,26 +280,29 @@ function configFileToRead(given: string | undefined): string | undefined {
   return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined;
 }
 
-function changeDirectory(dir: string | undefined): void {
-  if (dir === undefined || path.resolve(dir) === process.cwd()) return;
+function changeDirectory(dir: string | undefined, startCwd: string): void {
+  if (dir === undefined) return;
+  // Relative to where corral started, so a HUP's re-read lands in the same place.
+  const target = path.resolve(startCwd, dir);
+  if (target === process.cwd()) return;
   try {
-    process.chdir(dir);
+    process.chdir(target);
   } catch {
     throw new UsageError(`--chdir ${JSON.stringify(dir)}: no such directory`);
   }
 }
 
 /** Reads every configuration source (chdir first, then the config file) into a command line. */
-function resolveCommandLine(argv: readonly string[]): CommandLine {
+function resolveCommandLine(argv: readonly string[], startCwd: string): CommandLine {
   const first = preliminarySettings(argv, process.env);
   if (first.helpOrVersion) return parseCommandLine(argv, process.env);
-  changeDirectory(first.chdir);
+  changeDirectory(first.chdir, startCwd);
   const file = configFileToRead(first.config);
   const configFile = file === undefined ? undefined : readConfigFile(file, first.python);
   if (configFile?.printed) process.stderr.write(configFile.printed);
   const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
   // A chdir set in the config file itself applies after reading it, as in gunicorn.
-  if ('config' in parsed) changeDirectory(parsed.config.chdir);
+  if ('config' in parsed) changeDirectory(parsed.config.chdir, startCwd);
   return parsed;
 }
 
@@ -228,19 +310,19 @@ function printNotices(config: CorralConfig): void {
   for (const notice of config.notices) process.stderr.write(`corral: ${notice.level === 'warn' ? 'warning' : 'note'}: ${notice.msg}\n`);
 }
 
-/** Settings parsed here whose behaviour lives in another part of corral not built into this one yet. */
+/** Settings parsed here whose behaviour lives in a part of corral not merged into this build yet. */
 function notYetBuilt(config: CorralConfig): string[] {
-  const missing: string[] = [];
-  if (config.user !== undefined || config.group !== undefined) missing.push('-u/--user and -g/--group (workers as another user)');
-  if (config.reload) missing.push('--reload');
-  return missing;
+  return config.reload ? ['--reload'] : [];
 }
 
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
+  if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
+  // Before any --chdir: USR2 starts the next master from here, and HUP re-reads relative to it.
+  const startCwd = process.cwd();
   // HUP re-reads every source again: the command line, the environment and the config file.
-  const load = (): CommandLine => resolveCommandLine(argv);
+  const load = (): CommandLine => resolveCommandLine(argv, startCwd);
   try {
     const parsed = load();
     if (parsed.kind === 'help') {
@@ -271,7 +353,16 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     throw error;
   }
-  const output = createLogOutput(config.logFormat, config.logLevel);
+  let output: LogOutput;
+  try {
+    output = createLogOutput(config.logFormat, config.logLevel, {
+      errorLogFile: config.errorLogFile,
+      accessLogFile: config.accessLogFile,
+    });
+  } catch (error) {
+    process.stderr.write(`corral: error: cannot open a log file: ${(error as Error).message}\n`);
+    return ExitCode.runtime;
+  }
   for (const notice of config.notices) {
     const fields = notice.setting ? { setting: notice.setting } : {};
     if (notice.level === 'warn') output.logger.warn(fields, notice.msg);
@@ -280,7 +371,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   for (const feature of notYetBuilt(config)) output.logger.warn(`${feature}: not implemented in this build of corral; ignored`);
   if (config.procName) process.title = config.procName;
   try {
-    return await serve(config, load, output);
+    return await serve(config, load, output, startCwd);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);

@@ -6,6 +6,7 @@ import type { ConfigFileContents } from './config-file.js';
 import { workersForCpus, type CpuLimit } from './cpu-limit.js';
 import { UsageError } from './exit-codes.js';
 import { suggestName } from './misspelling.js';
+import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
 import { defaultPython } from './python.js';
 import { coerce, isDefaultValue } from './setting-values.js';
 import {
@@ -72,6 +73,14 @@ export interface CorralConfig {
   logLevel: LogLevel;
   logFormat: LogFormat;
   accessLog: boolean;
+  /** Where access records go: undefined = the main log, '-' = stdout, else a file. */
+  accessLogFile: string | undefined;
+  /** Where every other record goes: undefined = stdout, '-' = stderr, else a file. */
+  errorLogFile: string | undefined;
+  /** Address of the /metrics, /healthz and /readyz endpoints; undefined = off. */
+  metricsBind: TcpAddress | undefined;
+  /** The control socket's path (given, or derived from the pid file); undefined = none. */
+  controlSocket: string | undefined;
   uvicorn: UvicornSettings;
   /** Directory to change to before binding (gunicorn's --chdir). */
   chdir: string | undefined;
@@ -80,6 +89,7 @@ export interface CorralConfig {
   /** Variables added to the workers' environment (-e KEY=VALUE). */
   rawEnv: Record<string, string>;
   procName: string | undefined;
+  /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/privileges.ts). */
   user: string | undefined;
   group: string | undefined;
   initgroups: boolean;
@@ -307,14 +317,6 @@ function noticesForSupport(settings: Record<string, Resolved>, notices: Notice[]
       notices.push({ level: 'warn', setting: setting.name, msg: `${displayName(setting)} (${resolved.source}) is not supported and is ignored: ${setting.note}` });
     }
   }
-  const accesslog = settings.accesslog!.value;
-  if (typeof accesslog === 'string' && accesslog !== '-' && accesslog !== '/dev/stdout') {
-    notices.push({ level: 'warn', setting: 'accesslog', msg: `--access-logfile ${JSON.stringify(accesslog)} is not supported: access records go to corral's log on stdout` });
-  }
-  const errorlog = settings.errorlog!.value;
-  if (typeof errorlog === 'string' && !['-', '/dev/stdout', '/dev/stderr'].includes(errorlog)) {
-    notices.push({ level: 'warn', setting: 'errorlog', msg: `--error-logfile ${JSON.stringify(errorlog)} is not supported: corral logs to stdout` });
-  }
 }
 
 function workerClass(resolved: Resolved): { http?: 'h11'; note?: string } {
@@ -339,6 +341,11 @@ function uvicornBind(settings: Record<string, Resolved>): { bind: string; source
   const host = settings.host!.value === null ? '127.0.0.1' : String(settings.host!.value);
   const port = settings.port!.value === null ? 8000 : Number(settings.port!.value);
   return { bind: isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`, source };
+}
+
+function nonEmptyPath(option: string, value: string | null): string | undefined {
+  if (value !== null && value.trim() === '') throw new UsageError(`${option} "": expected a path`);
+  return value ?? undefined;
 }
 
 function parseRawEnv(values: string[]): Record<string, string> {
@@ -463,6 +470,12 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel: value<LogLevel>('loglevel'),
     logFormat: value<LogFormat>('log_format'),
     accessLog: value<boolean>('access_log'),
+    accessLogFile: nonEmptyPath('--access-logfile', value<string | null>('accesslog')),
+    errorLogFile: nonEmptyPath('--error-logfile', value<string | null>('errorlog')),
+    metricsBind: value<string | null>('metrics_bind') === null ? undefined : parseMetricsBind(value<string>('metrics_bind')),
+    controlSocket: value<boolean>('control_socket_disable')
+      ? undefined
+      : resolveControlSocket(nonEmptyPath('--control-socket', value<string | null>('control_socket')), value<string | null>('pidfile') ?? undefined),
     uvicorn,
     chdir: value<string | null>('chdir') ?? undefined,
     pythonPath: pythonpath ? pythonpath.split(',').map((dir) => dir.trim()).filter((dir) => dir !== '') : [],

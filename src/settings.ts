@@ -187,8 +187,10 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'loglevel', type: 'choice', choices: LOG_LEVELS, default: 'info', flags: ['--log-level'], uvicornParam: 'log_level', fileAliases: ['log_level'], origin: GU, support: 'honoured', help: 'Log level' },
   { name: 'log_format', type: 'choice', choices: LOG_FORMATS, default: 'auto', flags: ['--log-format'], origin: C, support: 'honoured', help: 'Log format: json, pretty, or auto (pretty on a terminal)' },
   { name: 'access_log', type: 'bool', default: true, flags: ['--access-log'], offFlags: ['--no-access-log'], uvicornParam: 'access_log', origin: U, support: 'honoured', help: 'Log every request (--no-access-log to turn off)' },
-  { name: 'accesslog', type: 'string', default: null, flags: ['--access-logfile'], origin: G, support: 'honoured', help: 'gunicorn: "-" logs requests to corral\'s log on stdout; a file path is not supported (warning) and requests still go to stdout' },
-  { name: 'errorlog', type: 'string', default: '-', flags: ['--error-logfile', '--log-file'], origin: G, support: 'honoured', help: 'gunicorn: "-" is corral\'s log on stdout; a file path is not supported (warning)' },
+  { name: 'accesslog', type: 'string', default: null, flags: ['--access-logfile'], origin: G, support: 'honoured', help: 'Write access records to this file (- for stdout) [default: the main log]' },
+  // gunicorn's default is "-" (stderr); corral's main log is stdout unless this is given.
+  { name: 'errorlog', type: 'string', default: null, flags: ['--error-logfile', '--log-file'], origin: G, support: 'honoured', help: 'Write every other record to this file (- for stderr) [default: stdout]' },
+  { name: 'metrics_bind', type: 'string', default: null, flags: ['--metrics-bind'], origin: C, support: 'honoured', help: 'Serve /metrics, /healthz and /readyz on HOST:PORT [default: off]' },
   { name: 'access_log_format', type: 'string', default: null, flags: ['--access-logformat'], origin: G, support: 'ignored', note: 'access records are JSON with client, method, path, http_version and status fields instead of a format string', help: 'gunicorn: access log format' },
   { name: 'capture_output', type: 'bool', default: false, flags: ['--capture-output'], origin: G, support: 'ignored', note: 'the workers\' stdout and stderr always reach corral\'s log, one record a line', help: 'gunicorn: redirect stdout/stderr to the error log' },
   { name: 'enable_stdio_inheritance', type: 'bool', default: false, flags: ['-R', '--enable-stdio-inheritance'], origin: G, support: 'ignored', note: 'workers always run unbuffered and their output always reaches corral\'s log', help: 'gunicorn: keep stdio in daemon mode' },
@@ -278,9 +280,9 @@ export const SETTINGS: readonly Setting[] = [
   unsupported('dirty_timeout', ['--dirty-timeout'], 'int', 300, 'gunicorn\'s dirty arbiters are not supported'),
   unsupported('dirty_threads', ['--dirty-threads'], 'int', 1, 'gunicorn\'s dirty arbiters are not supported'),
   unsupported('dirty_graceful_timeout', ['--dirty-graceful-timeout'], 'int', 30, 'gunicorn\'s dirty arbiters are not supported'),
-  unsupported('control_socket', ['--control-socket'], 'string', null, 'corral is controlled with signals (HUP, TTIN, TTOU, TERM)'),
-  unsupported('control_socket_mode', ['--control-socket-mode'], 'int', null, 'corral is controlled with signals'),
-  ignored('control_socket_disable', ['--no-control-socket'], 'bool', false, 'corral has no control socket'),
+  { name: 'control_socket', type: 'string', default: null, flags: ['--control-socket'], origin: GU, support: 'honoured', help: 'Unix socket for corral status/reload/scale/stop [default: next to the --pid file]' },
+  unsupported('control_socket_mode', ['--control-socket-mode'], 'int', null, 'corral\'s control socket has the mode the umask gives it'),
+  { name: 'control_socket_disable', type: 'bool', default: false, flags: ['--no-control-socket'], origin: G, support: 'honoured', help: 'No control socket, even with --pid' },
   unsupported('spew', ['--spew'], 'bool', false, 'no line tracing; use --log-level trace'),
 
   // --- development: reload (issue 4 implements it) ---

@@ -12,7 +12,11 @@ export interface Listener {
   readonly fd: number;
   /** The address as bound (with the real port when 0 was asked for). */
   readonly address: string;
-  close(): void;
+  /**
+   * Closes the descriptor and, for a unix socket, removes its file — unless `keepFile`: during a USR2
+   * upgrade the other master still serves on that file.
+   */
+  close(options?: { keepFile?: boolean }): void;
 }
 
 /** The subset of libuv's TCP/pipe handle that binding needs. */
@@ -97,6 +101,7 @@ async function bindUnix(
   spec: Extract<BindSpec, { kind: 'unix' }>,
   create: CreateServerHandle,
   mode: number,
+  owner: SocketOwner | undefined,
 ): Promise<Listener> {
   const stat = fs.statSync(spec.path, { throwIfNoEntry: false });
   if (stat) {
@@ -123,19 +128,31 @@ async function bindUnix(
   }
   try {
     fs.chmodSync(spec.path, mode);
+    // As gunicorn does: the socket file belongs to the workers' user and group (-u/-g), so a
+    // front-end proxy in that group can connect with the mode --umask leaves.
+    if (owner) fs.chownSync(spec.path, owner.uid, owner.gid);
   } catch (error) {
     handle.close();
     throw bindError(spec, (error as NodeJS.ErrnoException).code ?? 'EIO');
   }
+  return unixListener(spec, handle.fd, () => handle.close());
+}
+
+function unixListener(spec: Extract<BindSpec, { kind: 'unix' }>, fd: number, closeFd: () => void): Listener {
   let closed = false;
   return {
     spec,
-    fd: handle.fd,
+    fd,
     address: describeBind(spec),
-    close: () => {
+    close: (options) => {
       if (closed) return;
       closed = true;
-      handle.close();
+      if (options?.keepFile) {
+        // libuv unlinks a bound pipe's path when its handle closes: leave the descriptor to the
+        // process exit instead, which removes nothing.
+        return;
+      }
+      closeFd();
       fs.rmSync(spec.path, { force: true });
     },
   };
@@ -162,14 +179,38 @@ export function systemdListenFds(env: NodeJS.ProcessEnv, pid = process.pid): num
   return Array.from({ length: count }, (_unused, index) => 3 + index);
 }
 
+export interface SocketOwner {
+  uid: number;
+  gid: number;
+}
+
+/** A listen socket passed down by the previous master in a USR2 upgrade. */
+export interface InheritedListener {
+  fd: number;
+  spec: BindSpec;
+}
+
 export interface BindOptions {
   /** The mode of unix socket files. */
   unixMode: number;
+  /** Who owns unix socket files: the workers' user and group when -u/-g are given. */
+  owner?: SocketOwner;
   env: NodeJS.ProcessEnv;
+  /** Sockets from the previous master (USR2): used as they are, instead of --bind. */
+  inherited?: readonly InheritedListener[];
+}
+
+/** Wraps the descriptors a previous master passed down; the specs say what each one is. */
+export function adoptInherited(inherited: readonly InheritedListener[]): Listener[] {
+  return inherited.map(({ fd, spec }) => {
+    const listener = adoptFd(spec, fd);
+    return spec.kind === 'unix' ? unixListener(spec, fd, () => fs.closeSync(fd)) : listener;
+  });
 }
 
 /** Binds every address (or adopts systemd's sockets); on any failure closes what was bound and throws. */
 export async function bindAll(specs: readonly BindSpec[], options: BindOptions): Promise<Listener[]> {
+  if (options.inherited && options.inherited.length > 0) return adoptInherited(options.inherited);
   const activated = systemdListenFds(options.env);
   if (activated.length > 0) return activated.map((fd) => adoptFd({ kind: 'fd', fd }, fd));
   const create = bindOnlyAdapter();
@@ -177,7 +218,7 @@ export async function bindAll(specs: readonly BindSpec[], options: BindOptions):
   try {
     for (const spec of specs) {
       if (spec.kind === 'tcp') listeners.push(await bindTcp(spec, create));
-      else if (spec.kind === 'unix') listeners.push(await bindUnix(spec, create, options.unixMode));
+      else if (spec.kind === 'unix') listeners.push(await bindUnix(spec, create, options.unixMode, options.owner));
       else listeners.push(adoptFd(spec, spec.fd));
     }
   } catch (error) {

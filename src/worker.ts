@@ -89,6 +89,9 @@ export interface ProcessWorkerOptions {
   settings: Record<string, unknown>;
   gracefulTimeoutMs: number;
   onOutput(worker: Worker, stream: 'stdout' | 'stderr', line: string): void;
+  /** -u/-g: the worker's user and group (the master stays as it is, to hold privileged ports). */
+  uid?: number;
+  gid?: number;
 }
 
 const CONTROL_FD = 3;
@@ -130,6 +133,8 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
     this.child = spawn(options.python, ['-u', options.entry], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
       env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
     this.readLines(this.child.stdout!, (line) => options.onOutput(this, 'stdout', line));
     this.readLines(this.child.stderr!, (line) => options.onOutput(this, 'stderr', line));

@@ -37,6 +37,10 @@ export interface Settings {
   hupTailS: number;
   freshConcurrency: number;
   reloadSaves: number;
+  /** a reloader that shows no new code this long after a save is taken as not working */
+  reloadTimeoutS: number;
+  /** pause between the new code answering and the next save */
+  reloadPauseS: number;
   idleWorkers: number;
   idleSettleS: number;
   idleSampleS: number;
@@ -63,6 +67,8 @@ export const FULL: Settings = {
   hupTailS: 1,
   freshConcurrency: 8,
   reloadSaves: 7,
+  reloadPauseS: 1,
+  reloadTimeoutS: 10,
   idleWorkers: 16,
   idleSettleS: 3,
   idleSampleS: 10,
@@ -75,13 +81,15 @@ export const QUICK: Settings = {
   throughputDurationS: 3,
   throughputWorkers: [2],
   quietWaitS: 3,
-  quietBudgetS: 12,
+  quietBudgetS: 6,
   launchRepeats: 2,
   launchWorkers: [2],
   killRepeats: 1,
   hupWorkers: [2],
   hupRounds: () => 1,
   reloadSaves: 5,
+  reloadPauseS: 0.5,
+  reloadTimeoutS: 5,
   idleSettleS: 1,
   idleSampleS: 3,
 };

@@ -10,6 +10,7 @@ Exit codes: 0 after a drain, 3 when start-up fails, 4 when the app cannot be imp
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import faulthandler
@@ -40,6 +41,7 @@ PINO_LEVELS = {
 
 SETTINGS: dict[str, Any] = json.loads(os.environ.get("CORRAL_WORKER_CONFIG", "{}"))
 SLOT: int = int(SETTINGS.get("slot", 0))
+PID: int = os.getpid()
 
 
 class ControlChannel:
@@ -99,14 +101,17 @@ class JsonLineHandler(logging.Handler):
                 "pid": record.process,
                 "worker": SLOT,
                 "name": record.name,
-                "msg": record.getMessage(),
+                "msg": record.getMessage().rstrip(),
             }
-            if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
-                client, method, path, http_version, status = record.args
-                line.update(client=client, method=method, path=path, http_version=http_version, status=status)
             if record.exc_info:
                 self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
-                line["err"] = self.last_traceback
+                exc_type, exc_value = record.exc_info[0], record.exc_info[1]
+                # pino's shape for an error, so pino-pretty prints the traceback as lines.
+                line["err"] = {
+                    "type": exc_type.__name__ if exc_type else "Exception",
+                    "message": str(exc_value),
+                    "stack": self.last_traceback,
+                }
             sys.stdout.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
             sys.stdout.flush()
         except Exception:
@@ -116,7 +121,7 @@ class JsonLineHandler(logging.Handler):
 LOG_HANDLER = JsonLineHandler()
 
 
-def configure_logging(level: str, access_log: bool) -> None:
+def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers = [LOG_HANDLER]
     root.setLevel(level.upper() if level != "trace" else "DEBUG")
@@ -124,8 +129,113 @@ def configure_logging(level: str, access_log: bool) -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
-    access = logging.getLogger("uvicorn.access")
-    access.disabled = not access_log
+    # corral's AccessLog middleware writes the access records instead.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+ACCESS_LOGGER_NAME = "corral.access"
+
+
+class BatchedOutput:
+    """Access records finished in one turn of the event loop go to stdout in one write.
+
+    Under load a write per request wakes the master once per request; one write per loop turn
+    lets it read many records at once. Only called from the event loop's thread.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
+        self.scheduled = False
+        atexit.register(self.flush)
+
+    def write(self, line: str) -> None:
+        self.pending.append(line)
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.scheduled = False
+        if self.pending:
+            data = "".join(self.pending)
+            self.pending = []
+            sys.stdout.write(data)
+            sys.stdout.flush()
+
+
+ACCESS_OUTPUT = BatchedOutput()
+
+
+def write_access_record(scope: dict[str, Any], status: int, size: int, started: float, finished: float) -> None:
+    """One access record, written directly: the logging module's machinery is not needed on this path.
+
+    Its first fields are fixed, so the master can route access records by prefix without parsing.
+    """
+    client = scope.get("client")
+    client_text = f"{client[0]}:{client[1]}" if client else "-"
+    query = scope.get("query_string", b"")
+    # uvicorn's scope["path"] already starts with the root path, as its own access log shows it.
+    path = scope.get("path", "")
+    if query:
+        path = f"{path}?{query.decode('latin-1')}"
+    method = scope.get("method", "-")
+    http_version = scope.get("http_version", "1.1")
+    duration_ms = round((finished - started) * 1000, 3)
+    record = {
+        "level": 30,
+        "name": ACCESS_LOGGER_NAME,
+        "time": int(time.time() * 1000),
+        "pid": PID,
+        "worker": SLOT,
+        "msg": f'{client_text} - "{method} {path} HTTP/{http_version}" {status} {duration_ms}ms {size}B',
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration": duration_ms,
+        "client": client_text,
+        "size": size,
+        "http_version": http_version,
+    }
+    ACCESS_OUTPUT.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+
+
+class AccessLog:
+    """ASGI middleware: one access record per HTTP request, with its duration and response size.
+
+    uvicorn's own access log has neither. The duration runs to the final body message (so background
+    work after the response does not count); the size counts the body bytes sent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        size = 0
+        logged = False
+
+        async def measured_send(message: dict[str, Any]) -> None:
+            nonlocal status, size, logged
+            await send(message)
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = int(message["status"])
+            elif kind == "http.response.body":
+                size += len(message.get("body", b""))
+                if not message.get("more_body", False) and not logged:
+                    logged = True
+                    write_access_record(scope, status, size, started, time.perf_counter())
+
+        try:
+            await self.app(scope, receive, measured_send)
+        finally:
+            if not logged:
+                # The app raised or returned without finishing: uvicorn answers 500 if nothing was sent.
+                write_access_record(scope, status or 500, size, started, time.perf_counter())
 
 
 def die_with_parent() -> None:
@@ -286,7 +396,13 @@ def build_server(app: Any) -> Any:
     log_config = options.pop("log_config", None)
     if isinstance(options.get("headers"), list):
         options["headers"] = [tuple(header) for header in options["headers"]]
-    config = uvicorn.Config(app, log_config=log_config, access_log=bool(SETTINGS.get("access_log", True)), **options)
+    # uvicorn's access log is replaced by corral's, which also has the duration and the size.
+    config = uvicorn.Config(app, log_config=log_config, access_log=False, **options)
+    if SETTINGS.get("access_log", True):
+        # Wrapped after uvicorn's own wrapping, so the ASGI2 detection still sees the user's app and
+        # the client address read at the end is the one the proxy-headers middleware set.
+        config.load()
+        config.loaded_app = AccessLog(config.loaded_app)
     return CorralServer(config)
 
 
@@ -473,7 +589,7 @@ def main() -> int:
     CONTROL.watch_for_master_exit()
     # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
     faulthandler.enable(file=sys.stderr, all_threads=True)
-    configure_logging(str(SETTINGS.get("log_level", "info")), bool(SETTINGS.get("access_log", True)))
+    configure_logging(str(SETTINGS.get("log_level", "info")))
     sockets = inherited_sockets()
     CorralServer = server_class()
     started = time.monotonic()

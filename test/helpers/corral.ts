@@ -45,6 +45,13 @@ export function isAlive(pid: number): boolean {
 
 export type LogRecord = Record<string, unknown> & { msg?: string; level?: number };
 
+export interface CorralOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** A command line put before `node bin/corral.js …`. */
+  wrapper?: readonly string[];
+}
+
 const running = new Set<Corral>();
 
 /** A real corral master (bin/corral.js) in its own process group, with its log collected. */
@@ -57,8 +64,10 @@ export class Corral {
   exitSignal: NodeJS.Signals | null = null;
   private readonly exited: Promise<void>;
 
-  constructor(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [CORRAL, ...args], {
+  constructor(args: readonly string[], options: CorralOptions = {}) {
+    // A wrapper (systemd-socket-activate, unshare) runs first and execs or forks the master.
+    const [command, ...commandArgs] = [...(options.wrapper ?? []), process.execPath, CORRAL, ...args];
+    this.child = spawn(command!, commandArgs, {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -151,7 +160,7 @@ export class Corral {
 }
 
 /** Starts corral with the test virtualenv's Python. */
-export function startCorral(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Corral {
+export function startCorral(args: readonly string[], options: CorralOptions = {}): Corral {
   return new Corral(['--python', VENV_PYTHON, '--log-format', 'json', ...args], options);
 }
 
@@ -203,4 +212,46 @@ export async function groupMembers(pgid: number): Promise<number[]> {
     }
   }
   return members;
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `bin/corral.js ARGS` to completion (a client command such as `corral status`), killed after `timeoutMs`. */
+export function runCorralCommand(args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CORRAL, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The JSON records in a log file written so far (a missing file has none). */
+export function readRecords(file: string): LogRecord[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogRecord);
 }

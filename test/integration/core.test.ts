@@ -39,7 +39,7 @@ describe('serving', () => {
     await get({ port }, '/print?text=printed-by-the-app');
     const printed = await corral.waitForLog((r) => r.msg === 'printed-by-the-app');
     expect(printed).toMatchObject({ worker: 1, pid, stream: 'stdout' });
-    const access = await corral.waitForLog((r) => r.name === 'uvicorn.access');
+    const access = await corral.waitForLog((r) => r.name === 'corral.access');
     expect(access).toMatchObject({ worker: 1, pid, method: 'GET', status: 200 });
   });
 });

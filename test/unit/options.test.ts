@@ -172,9 +172,12 @@ describe('settings corral accepts but does differently, or cannot honour', () =>
     expect(run(['app:app']).notices).toEqual([]);
   });
 
-  it('warns about an access log file it cannot write', () => {
-    expect(run(['--access-logfile', '/var/log/access.log', 'app:app']).notices.map((notice) => notice.setting)).toContain('accesslog');
-    expect(run(['--access-logfile', '-', '--error-logfile', '-', 'app:app']).notices).toEqual([]);
+  it('writes gunicorn\'s log files, and the control socket next to the pid file', () => {
+    const config = run(['--access-logfile', '/var/log/access.log', '--log-file', '-', '-p', '/run/app.pid', '--metrics-bind', '127.0.0.1:9100', 'app:app']);
+    expect(config).toMatchObject({ accessLogFile: '/var/log/access.log', errorLogFile: '-', controlSocket: '/run/app.control.sock', metricsBind: { host: '127.0.0.1', port: 9100 } });
+    expect(config.notices).toEqual([]);
+    expect(run(['-p', '/run/app.pid', '--no-control-socket', 'app:app']).controlSocket).toBeUndefined();
+    expect(run(['app:app'])).toMatchObject({ accessLogFile: undefined, errorLogFile: undefined, controlSocket: undefined, metricsBind: undefined });
   });
 });
 

@@ -1,0 +1,156 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Arbiter } from './arbiter.js';
+import type { RestartLedger } from './restart-ledger.js';
+import type { Worker, WorkerState } from './worker.js';
+
+export const METRIC_PREFIX = 'corral_';
+
+const WORKER_STATES: readonly Exclude<WorkerState, 'exited'>[] = ['booting', 'ready', 'draining'];
+
+/** Labels that tell live workers apart: during a rolling restart two workers share a slot. */
+function workerLabels(worker: Worker): { worker: string; pid: string } {
+  return { worker: String(worker.slot), pid: String(worker.pid ?? '') };
+}
+
+/**
+ * corral's Prometheus registry. Worker figures are read from the arbiter's live workers at scrape
+ * time (requests from heartbeats, CPU and memory from the resource sampler), so nothing runs
+ * between scrapes; events (restarts, boots, reloads) are counted as they happen.
+ */
+export class CorralMetrics {
+  readonly registry = new Registry();
+
+  constructor(arbiter: Arbiter, ledger: RestartLedger) {
+    const registers = [this.registry];
+    const live = () => arbiter.liveWorkers().filter((worker) => worker.state !== 'exited');
+
+    new Gauge({
+      name: `${METRIC_PREFIX}workers`,
+      help: 'Live worker processes by state',
+      labelNames: ['state'] as const,
+      registers,
+      collect() {
+        const workers = live();
+        for (const state of WORKER_STATES) this.set({ state }, workers.filter((worker) => worker.state === state).length);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}workers_wanted`,
+      help: 'Workers corral keeps running (--workers, changed by TTIN/TTOU and corral scale)',
+      registers,
+      collect() {
+        this.set(arbiter.wantedWorkers());
+      },
+    });
+
+    const restarts = new Counter({
+      name: `${METRIC_PREFIX}worker_restarts_total`,
+      help: 'Workers that exited while corral kept running, by reason (crash, signal, timeout, restart, max-requests, ...)',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    ledger.onRestart((reason) => restarts.inc({ reason }));
+
+    new Gauge({
+      name: `${METRIC_PREFIX}worker_start_time_seconds`,
+      help: 'When each live worker was started, seconds since the epoch',
+      labelNames: ['worker', 'pid'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const worker of live()) this.set(workerLabels(worker), worker.startedAt / 1000);
+      },
+    });
+    new Counter({
+      name: `${METRIC_PREFIX}worker_requests_total`,
+      help: 'Requests served by each live worker, from its latest heartbeat',
+      labelNames: ['worker', 'pid'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const worker of live()) this.inc(workerLabels(worker), worker.requests);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}worker_connections`,
+      help: 'Open connections of each live worker, from its latest heartbeat',
+      labelNames: ['worker', 'pid'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const worker of live()) this.set(workerLabels(worker), worker.connections);
+      },
+    });
+    new Counter({
+      name: `${METRIC_PREFIX}worker_cpu_seconds_total`,
+      help: "CPU time of each live worker's process tree, from the latest resource sample",
+      labelNames: ['worker', 'pid'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const worker of live()) {
+          const usage = worker.usage;
+          if (usage) this.inc(workerLabels(worker), usage.cpuSeconds);
+        }
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}worker_resident_memory_bytes`,
+      help: "Resident memory of each live worker's process tree, from the latest resource sample",
+      labelNames: ['worker', 'pid'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const worker of live()) {
+          const usage = worker.usage;
+          if (usage) this.set(workerLabels(worker), usage.rss);
+        }
+      },
+    });
+
+    const bootSeconds = new Histogram({
+      name: `${METRIC_PREFIX}worker_boot_seconds`,
+      help: 'Time from spawning a worker to its ready report (app import and lifespan start-up)',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    arbiter.on('worker-ready', (worker) => bootSeconds.observe(((worker.readyAt ?? Date.now()) - worker.startedAt) / 1000));
+
+    const reloads = new Counter({
+      name: `${METRIC_PREFIX}reloads_total`,
+      help: 'Rolling restarts (HUP, corral reload) by trigger and result (ok, aborted)',
+      labelNames: ['reason', 'result'] as const,
+      registers,
+    });
+    const reloadSeconds = new Histogram({
+      name: `${METRIC_PREFIX}reload_duration_seconds`,
+      help: 'Duration of rolling restarts, from the first new worker to the last old one told to drain',
+      labelNames: ['reason'] as const,
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    const reloading = new Gauge({
+      name: `${METRIC_PREFIX}reload_in_progress`,
+      help: '1 while a rolling restart runs',
+      registers,
+    });
+    reloading.set(0);
+    arbiter.on('restart-begin', () => reloading.set(1));
+    arbiter.on('restart-end', (reason, ok, seconds) => {
+      reloading.set(0);
+      reloads.inc({ reason, result: ok ? 'ok' : 'aborted' });
+      reloadSeconds.observe({ reason }, seconds);
+    });
+
+    // The master's own CPU, memory, file descriptors, event loop lag, …
+    collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

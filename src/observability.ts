@@ -1,0 +1,75 @@
+import type { Arbiter } from './arbiter.js';
+import { ControlServer } from './control-socket.js';
+import { HttpEndpoints } from './http-endpoints.js';
+import type { LogOutput } from './logger.js';
+import { CorralMetrics } from './metrics.js';
+import type { CorralConfig } from './options.js';
+import { RestartLedger } from './restart-ledger.js';
+import { collectStatus } from './status.js';
+
+export interface Observability {
+  /** Stops the endpoints and the control socket; call it once the arbiter has stopped. */
+  close(): Promise<void>;
+}
+
+/** Whether corral should receive traffic: /readyz. */
+export function isReady(arbiter: Pick<Arbiter, 'stopping' | 'liveWorkers'>): boolean {
+  return !arbiter.stopping && arbiter.liveWorkers().some((worker) => worker.state === 'ready');
+}
+
+/**
+ * Starts what watches and steers a running corral: the metrics and health endpoints
+ * (--metrics-bind), the control socket, and log reopening on SIGUSR1. `reload` is what SIGHUP does.
+ */
+export async function startObservability(
+  config: Pick<CorralConfig, 'metricsBind' | 'controlSocket'>,
+  arbiter: Arbiter,
+  output: LogOutput,
+  reload: () => void,
+): Promise<Observability> {
+  const log = output.logger;
+  const ledger = new RestartLedger(arbiter);
+  const closers: (() => void | Promise<void>)[] = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) await closer();
+  };
+
+  const onUsr1 = () => {
+    output.reopen();
+    log.info({ signal: 'SIGUSR1' }, 'log files reopened');
+  };
+  process.on('SIGUSR1', onUsr1);
+  closers.push(() => void process.off('SIGUSR1', onUsr1));
+
+  try {
+    if (config.metricsBind) {
+      const metrics = new CorralMetrics(arbiter, ledger);
+      const endpoints = await HttpEndpoints.listen(config.metricsBind, {
+        metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+        ready: () => isReady(arbiter),
+      });
+      closers.push(() => endpoints.close());
+      const { host, family } = config.metricsBind;
+      const where = family === 6 ? `[${host}]:${endpoints.port}` : `${host}:${endpoints.port}`;
+      log.info({ metrics: `http://${where}/metrics` }, `metrics and health endpoints on http://${where} (/metrics, /healthz, /readyz)`);
+    }
+    if (config.controlSocket) {
+      const control = await ControlServer.listen(
+        config.controlSocket,
+        {
+          status: () => collectStatus(arbiter, ledger),
+          reload,
+          scale: (workers) => arbiter.requestScaleTo(workers),
+          stop: (mode) => arbiter.stop(mode),
+        },
+        log,
+      );
+      closers.push(() => control.close());
+      log.info({ controlSocket: control.path }, `control socket at ${control.path}`);
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { close };
+}
