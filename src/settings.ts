@@ -181,7 +181,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'daemon', type: 'bool', default: false, flags: ['-D', '--daemon'], origin: G, support: 'unsupported', note: 'corral always runs in the foreground; let systemd, a container runtime or a supervisor keep it running', help: 'gunicorn: detach from the terminal' },
   { name: 'user', type: 'string', default: null, flags: ['-u', '--user'], origin: G, support: 'honoured', help: 'Run the workers as this user (name or uid)' },
   { name: 'group', type: 'string', default: null, flags: ['-g', '--group'], origin: G, support: 'honoured', help: 'Run the workers as this group (name or gid)' },
-  { name: 'initgroups', type: 'bool', default: false, flags: ['--initgroups'], origin: G, support: 'honoured', help: 'Give the workers the supplementary groups of --user' },
+  unsupported('initgroups', ['--initgroups'], 'bool', false, 'workers get --user and --group only; Node drops supplementary groups when it changes user'),
 
   // --- logging ---
   { name: 'loglevel', type: 'choice', choices: LOG_LEVELS, default: 'info', flags: ['--log-level'], uvicornParam: 'log_level', fileAliases: ['log_level'], origin: GU, support: 'honoured', help: 'Log level' },
