@@ -28,6 +28,12 @@ function unknownOption(flag: string, what: string): never {
  * Reads argv the way gunicorn's argparse and uvicorn's click both accept it: `--opt VALUE`,
  * `--opt=VALUE`, `-x VALUE`, `-xVALUE`, `-x=VALUE`, flags without values, `--` ending options.
  * A value is taken as is even when it starts with `-` (`--access-logfile -`).
+ *
+ * Not yargs (which corral's subcommands use): the same settings table also reads GUNICORN_CMD_ARGS,
+ * CORRAL_* variables and config files and records each value's source for --print-config, and
+ * yargs's conventions differ from argparse's and click's where real command lines depend on them —
+ * an array option swallows the APP after `-b ADDR`, a lone `-` becomes a positional, `--no-…`
+ * negates every boolean, and values are coerced to numbers before the setting sees them.
  */
 export function parseArgv(argv: readonly string[], what = 'command line'): ParsedArgv {
   const result: ParsedArgv = { options: [], positionals: [], help: false, version: false };
