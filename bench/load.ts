@@ -132,11 +132,15 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
 // ---------------------------------------------------------------------------------------------
 // Fresh-connection load: `concurrency` loops, each one GET per new TCP connection.
 
+/** Errors of the load generator's own side (out of ports or descriptors): not the server's fault. */
+export const CLIENT_SIDE_ERRORS = new Set(['EADDRNOTAVAIL', 'EMFILE', 'ENFILE', 'ENOBUFS']);
+
 export interface FreshResult {
   requests: number; // completed with any status
   ok: number; // 2xx
   non2xx: number;
   socketErrors: Record<string, number>; // by error code (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...)
+  clientErrors: Record<string, number>; // CLIENT_SIDE_ERRORS, kept apart
   durationS: number;
   requestsPerSec: number;
   p50Ms: number;
@@ -158,6 +162,7 @@ export function startFreshLoad(o: { port: number; concurrency: number; maxDurati
   let non2xx = 0;
   let completed = 0;
   const errors: Record<string, number> = {};
+  const clientErrors: Record<string, number> = {};
   const latencies: number[] = [];
   const timeoutMs = o.timeoutMs ?? 5000;
 
@@ -170,7 +175,8 @@ export function startFreshLoad(o: { port: number; concurrency: number; maxDurati
         settled = true;
         clearTimeout(timer);
         completed++;
-        if (code !== undefined) errors[code] = (errors[code] ?? 0) + 1;
+        if (code !== undefined && CLIENT_SIDE_ERRORS.has(code)) clientErrors[code] = (clientErrors[code] ?? 0) + 1;
+        else if (code !== undefined) errors[code] = (errors[code] ?? 0) + 1;
         else if (status !== undefined && status >= 200 && status < 300) {
           ok++;
           latencies.push(now() - t0);
@@ -206,6 +212,7 @@ export function startFreshLoad(o: { port: number; concurrency: number; maxDurati
       ok,
       non2xx,
       socketErrors: errors,
+      clientErrors,
       durationS,
       requestsPerSec: completed / durationS,
       p50Ms: pct(50),

@@ -260,6 +260,116 @@ export function machineLine(m: MachineInfo): string {
   return `${m.nproc} × ${m.cpuModel}, ${m.memTotalGiB.toFixed(0)} GiB RAM, Linux ${m.kernel}; Node ${m.node}, Python ${m.python}; ${v}`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// One-table summary (for the README): one row per server.
+
+const geomean = (xs: number[]): number | undefined =>
+  xs.length ? Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length) : undefined;
+
+/** Geometric mean over every configuration of a scenario of the server's ratio to the baseline. */
+export function geomeanRatio(rows: ResultRow[], server: ServerName, scenario: ScenarioId, key: string): { r?: number; n: number } {
+  const rs = rows
+    .filter((row) => row.server === server && row.scenario === scenario && row.status === 'ok')
+    .map((row) => ratio(row.metrics[key], baselineOf(row, rows)?.metrics[key]))
+    .filter((x): x is number => x !== undefined && x > 0);
+  return { r: geomean(rs), n: rs.length };
+}
+
+export function summaryTable(rows: ResultRow[]): string {
+  const servers = SERVER_NAMES.filter((s) => rows.some((r) => r.server === s));
+  const find = (server: ServerName, scenario: ScenarioId, pred: (r: ResultRow) => boolean): ResultRow | undefined =>
+    rows.find((r) => r.server === server && r.scenario === scenario && pred(r));
+  const cell = (row: ResultRow | undefined, key: string, digits: number, unit = ''): string => {
+    if (!row) return '—';
+    if (row.status === 'unsupported') return 'not supported';
+    if (row.status === 'error') return 'error';
+    const v = row.metrics[key];
+    return v === undefined ? '—' : `${formatNumber(v, digits)}${unit}`;
+  };
+  const first = (scenario: ScenarioId): ResultRow | undefined => rows.find((r) => r.scenario === scenario);
+  const ref = (scenario: ScenarioId): string => {
+    const r = first(scenario);
+    return r ? `${r.app}, ${r.workers}w` : '';
+  };
+  const same = (scenario: ScenarioId) => (r: ResultRow): boolean => {
+    const f = first(scenario);
+    return f !== undefined && r.app === f.app && r.workers === f.workers && r.variant === f.variant;
+  };
+  const tpN = geomeanRatio(rows, BASELINE, 'throughput', 'rps').n;
+  const head = [
+    'server',
+    `req/s vs uvicorn (geomean of ${tpN})`,
+    'p99 vs uvicorn (geomean)',
+    `launch → 200 (${ref('launch')})`,
+    `kill -9 → answer (${ref('kill')})`,
+    'HUP: failed requests (all runs)',
+    'HUP: slowest replacement',
+    `reload (${ref('reload')})`,
+    `master RSS (${ref('memory')})`,
+    `master CPU idle (${ref('idle')})`,
+  ];
+  const lines = [`| ${head.join(' | ')} |`, `|---|${head.slice(1).map(() => '---:').join('|')}|`];
+  for (const s of servers) {
+    const tp = geomeanRatio(rows, s, 'throughput', 'rps');
+    const p99 = geomeanRatio(rows, s, 'throughput', 'p99Ms');
+    const hups = rows.filter((r) => r.server === s && r.scenario === 'hup');
+    const hupOk = hups.filter((r) => r.status === 'ok');
+    const failed = hupOk.reduce((a, r) => a + (r.metrics.failed ?? 0), 0);
+    const slowest = hupOk.length ? Math.max(...hupOk.map((r) => r.metrics.replacedS ?? 0)) : undefined;
+    const hupText = (v: string): string =>
+      hups.length === 0 ? '—' : hupOk.length === 0 ? (hups[0]!.status === 'unsupported' ? 'not supported' : 'error') : `${v}${hupOk.length < hups.length ? ` (${hups.length - hupOk.length} errors)` : ''}`;
+    const slowRow = hupOk.find((r) => r.metrics.replacedS === slowest);
+    lines.push(
+      `| ${[
+        s === BASELINE ? `${SERVER_LABELS[s]} (baseline)` : SERVER_LABELS[s],
+        s === BASELINE ? '1.00×' : tp.r === undefined ? '—' : formatRatio(tp.r),
+        s === BASELINE ? '1.00×' : p99.r === undefined ? '—' : formatRatio(p99.r),
+        cell(find(s, 'launch', same('launch')), 'first200S', 2, ' s'),
+        cell(find(s, 'kill', same('kill')), 'answerS', 2, ' s'),
+        hupText(formatNumber(failed, 0)),
+        hupText(slowest === undefined ? '—' : `${formatNumber(slowest, 1)} s${slowRow ? ` (${slowRow.workers}w)` : ''}`),
+        cell(find(s, 'reload', same('reload')), 'medianS', 2, ' s'),
+        cell(find(s, 'memory', same('memory')), 'masterRssMiB', 0, ' MiB'),
+        cell(find(s, 'idle', same('idle')), 'masterCpuPct', 2, ' %'),
+      ]
+        .map(escapeCell)
+        .join(' | ')} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export const README_START = '<!-- bench:start (written by npm run bench; edits between these markers are replaced) -->';
+export const README_END = '<!-- bench:end -->';
+
+/** The README's benchmark block: machine, goals, the one-table summary and the chart. */
+export function renderReadmeSection(rep: BenchReport, resultsPath = 'bench/results'): string {
+  const goals = checkGoals(rep.rows);
+  return [
+    README_START,
+    `Latest full run: ${rep.machine.date}, corral at \`${rep.machine.commit}\`, on ${machineLine(rep.machine)}. ` +
+      `Every table with every ratio: [${resultsPath}/latest.md](${resultsPath}/latest.md); how it is measured: ` +
+      `[bench/README.md](bench/README.md).`,
+    '',
+    summaryTable(rep.rows),
+    '',
+    '| goal (corral) | status | detail |',
+    '|---|---|---|',
+    ...goals.map((g) => `| ${escapeCell(g.goal)} | ${g.status === 'missed' ? '**missed**' : g.status} | ${escapeCell(g.detail)} |`),
+    '',
+    `![benchmark chart](${resultsPath}/latest.svg)`,
+    README_END,
+  ].join('\n');
+}
+
+/** Replaces the block between the markers; undefined when the README has no markers. */
+export function replaceReadmeSection(readme: string, section: string): string | undefined {
+  const a = readme.indexOf(README_START);
+  const b = readme.indexOf(README_END);
+  if (a < 0 || b < a) return undefined;
+  return readme.slice(0, a) + section + readme.slice(b + README_END.length);
+}
+
 export function renderMarkdown(rep: BenchReport): string {
   const parts: string[] = [];
   parts.push(`# corral benchmark (${rep.mode} run)`);
@@ -269,6 +379,10 @@ export function renderMarkdown(rep: BenchReport): string {
     `with the same app and worker count; the load generator runs on the same cores as the servers.`);
   parts.push('');
   const goals = checkGoals(rep.rows);
+  parts.push('## Summary');
+  parts.push('');
+  parts.push(summaryTable(rep.rows));
+  parts.push('');
   parts.push('## Goals (corral)');
   parts.push('');
   parts.push('| goal | status | detail |');

@@ -1,12 +1,20 @@
 // corral's side-by-side benchmark: `npm run bench` (full), `npm run bench -- --quick`,
 // `--only hup,kill`, `--servers corral,uvicorn`, `--apps hello`. See bench/README.md.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAllGroups } from './lib/proc.js';
 import { describeMachine } from './machine.js';
-import { SCENARIO_IDS, checkGoals, writeReport, type BenchReport, type ScenarioId } from './report.js';
+import {
+  SCENARIO_IDS,
+  checkGoals,
+  renderReadmeSection,
+  replaceReadmeSection,
+  writeReport,
+  type BenchReport,
+  type ScenarioId,
+} from './report.js';
 import { FULL, QUICK, type AppDef, type Ctx } from './scenarios/common.js';
 import { hup } from './scenarios/hup.js';
 import { idle } from './scenarios/idle.js';
@@ -147,6 +155,16 @@ async function main(): Promise<number> {
   };
   const files = writeReport(report, join(ROOT, 'bench', 'results'), outName);
   ctx.log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
+  if (mode === 'full' && outName === 'latest') {
+    // the README keeps the latest full run's summary between its bench markers
+    const readmePath = join(ROOT, 'README.md');
+    const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : undefined;
+    const updated = readme === undefined ? undefined : replaceReadmeSection(readme, renderReadmeSection(report));
+    if (updated !== undefined) {
+      writeFileSync(readmePath, updated);
+      ctx.log('updated the benchmark section of README.md');
+    } else ctx.log('README.md has no bench markers: its benchmark section was not updated');
+  }
   for (const g of checkGoals(report.rows)) ctx.log(`goal: ${g.status.padEnd(12)} ${g.goal} — ${g.detail}`);
   return 0;
 }

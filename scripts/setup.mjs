@@ -72,3 +72,24 @@ if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wantedPython) {
   run(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', 'requirements.txt']);
   fs.writeFileSync(stamp, wantedPython);
 }
+
+// 4. systemd-socket-activate (Debian's systemd package) for the socket activation tests. Installed
+// only where that is possible without asking (root with apt-get); elsewhere those tests skip.
+function onPath(command) {
+  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, command)));
+}
+if (!process.argv.includes('--no-system') && !onPath('systemd-socket-activate')) {
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    say('installing systemd-socket-activate (Debian package systemd) for the socket activation tests');
+    try {
+      run('apt-get', ['update', '-qq']);
+      run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'systemd'], {
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
+    } catch {
+      say('could not install systemd-socket-activate; the socket activation tests will be skipped');
+    }
+  } else {
+    say('systemd-socket-activate is missing (apt-get install systemd); the socket activation tests will be skipped');
+  }
+}

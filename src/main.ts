@@ -1,11 +1,17 @@
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
-import { CorralError, ExitCode, type ExitCodeValue } from './exit-codes.js';
+import { checkAppImports } from './check-config.js';
+import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
+import { readCpuLimit } from './cpu-limit.js';
+import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand, runControlCommand } from './control-client.js';
 import { createLogOutput, type LogOutput } from './logger.js';
-import { startObservability } from './observability.js';
-import { parseCommandLine, type CommandLine, type CorralConfig } from './options.js';
+import { startObservability, type Observability } from './observability.js';
+import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
+import { configAsJson, configAsText } from './print-config.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
@@ -29,10 +35,23 @@ const MASTER_ONLY_ENV = [
   INHERITED_LISTENERS,
 ];
 
-function workerEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const copy = { ...env };
+function workerEnvironment(env: NodeJS.ProcessEnv, config: CorralConfig): NodeJS.ProcessEnv {
+  const copy = { ...env, ...config.rawEnv };
   for (const name of MASTER_ONLY_ENV) delete copy[name];
+  // gunicorn's --pythonpath: directories searched before the app's own.
+  if (config.pythonPath.length > 0) {
+    const dirs = config.pythonPath.map((dir) => path.resolve(dir));
+    copy.PYTHONPATH = [...dirs, ...(copy.PYTHONPATH ? [copy.PYTHONPATH] : [])].join(path.delimiter);
+  }
   return copy;
+}
+
+/** What the worker entry needs to run a config file's worker-side hooks. */
+function hookSettings(config: CorralConfig): Record<string, unknown> {
+  if (!config.configFile || config.configFile.workerHooks.length === 0) return {};
+  const cfg: Record<string, unknown> = {};
+  for (const [name, resolved] of Object.entries(config.settings)) cfg[name] = resolved.value;
+  return { hooks: { file: config.configFile.path, names: config.configFile.workerHooks, cfg, master_pid: process.pid } };
 }
 
 export function arbiterSettings(config: CorralConfig): ArbiterSettings {
@@ -72,6 +91,8 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     max_requests: config.maxRequests,
     max_requests_jitter: config.maxRequestsJitter,
     uvicorn: config.uvicorn,
+    proc_name: config.procName ?? null,
+    ...hookSettings(config),
   };
 }
 
@@ -146,12 +167,11 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
   return applyReloadMode(next);
 }
 
-async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput): Promise<ExitCodeValue> {
+async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput, startCwd: string): Promise<ExitCodeValue> {
   const config = applyReloadMode(givenConfig);
   // A reload directory that does not exist is a usage error, found before anything is bound.
   if (config.reload) watchRulesOf(config);
   const log = output.logger;
-  const startCwd = process.cwd();
   let listeners: Listener[] = [];
   let upgrades: MasterUpgrades | undefined;
   try {
@@ -187,7 +207,6 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
       },
       `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
-    const env = workerEnvironment(process.env);
     const onOutput = routeWorkerOutput(output);
     let current = config;
     let settings = workerSettings(current);
@@ -197,7 +216,8 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
         python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
-        env,
+        // -e and --pythonpath may change with a HUP's re-read.
+        env: workerEnvironment(process.env, current),
         settings: { ...settings, ...extraSettings },
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
@@ -220,7 +240,12 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
       arbiter.requestRollingRestart(reason);
     };
     const removeSignals = installSignals(arbiter, log, () => reload());
-    const observability = await startObservability(config, arbiter, output, () => reload('control'));
+    // The metrics port and the control socket are the previous master's until it has gone.
+    let observability: Observability | undefined;
+    const observe = async (): Promise<void> => {
+      observability = await startObservability(config, arbiter, output, () => reload('control'));
+    };
+    if (!upgrades.awaitingPromotion) await observe();
 
     const systemd = startSystemdNotifications(arbiter, {
       python: config.python,
@@ -233,6 +258,10 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     const removeUpgrades = upgrades.attach(arbiter, listeners, {
       onReady: () => systemd?.send(`MAINPID=${process.pid}`),
       onHandOver: () => systemd?.handOver(),
+      onPromoted: () =>
+        void observe().catch((error: unknown) =>
+          log.error({ err: error }, 'upgrade: the metrics endpoint or control socket could not start'),
+        ),
     });
 
     try {
@@ -246,7 +275,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
       log.info({ code }, upgrades.handedOver ? 'corral stopped; the new master serves' : 'corral stopped');
       return code;
     } finally {
-      await observability.close();
+      await observability?.close();
     }
   } finally {
     // A unix socket file still served by the other master of an upgrade stays.
@@ -255,11 +284,55 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
   }
 }
 
+/** The config file to read: -c (or $CORRAL_CONFIG, or a CMD_ARGS variable), else ./gunicorn.conf.py when present. */
+function configFileToRead(given: string | undefined): string | undefined {
+  if (given !== undefined) return given;
+  return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined;
+}
+
+function changeDirectory(dir: string | undefined, startCwd: string): void {
+  if (dir === undefined) return;
+  // Relative to where corral started, so a HUP's re-read lands in the same place.
+  const target = path.resolve(startCwd, dir);
+  if (target === process.cwd()) return;
+  try {
+    process.chdir(target);
+  } catch {
+    throw new UsageError(`--chdir ${JSON.stringify(dir)}: no such directory`);
+  }
+}
+
+/** Reads every configuration source (chdir first, then the config file) into a command line. */
+function resolveCommandLine(argv: readonly string[], startCwd: string): CommandLine {
+  const first = preliminarySettings(argv, process.env);
+  if (first.helpOrVersion) return parseCommandLine(argv, process.env);
+  changeDirectory(first.chdir, startCwd);
+  const file = configFileToRead(first.config);
+  const configFile = file === undefined ? undefined : readConfigFile(file, first.python);
+  if (configFile?.printed) process.stderr.write(configFile.printed);
+  const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
+  // A chdir set in the config file itself applies after reading it, as in gunicorn.
+  if ('config' in parsed) changeDirectory(parsed.config.chdir, startCwd);
+  return parsed;
+}
+
+function printNotices(config: CorralConfig): void {
+  for (const notice of config.notices) process.stderr.write(`corral: ${notice.level === 'warn' ? 'warning' : 'note'}: ${notice.msg}\n`);
+}
+
+/** Settings parsed here whose behaviour lives in a part of corral not merged into this build yet. */
+function notYetBuilt(config: CorralConfig): string[] {
+  return config.reload ? ['--reload'] : [];
+}
+
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   if (isControlCommand(argv[0])) return runControlCommand(argv);
   let config: CorralConfig;
-  const load = (): CommandLine => parseCommandLine(argv, process.env);
+  // Before any --chdir: USR2 starts the next master from here, and HUP re-reads relative to it.
+  const startCwd = process.cwd();
+  // HUP re-reads every source again: the command line, the environment and the config file.
+  const load = (): CommandLine => resolveCommandLine(argv, startCwd);
   try {
     const parsed = load();
     if (parsed.kind === 'help') {
@@ -269,6 +342,18 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     if (parsed.kind === 'version') {
       process.stdout.write(`corral ${VERSION} (Node.js ${process.version}, ${os.platform()})\n`);
       return ExitCode.ok;
+    }
+    if (parsed.kind === 'print-config') {
+      printNotices(parsed.config);
+      process.stdout.write(`${parsed.json ? configAsJson(parsed.config) : configAsText(parsed.config)}\n`);
+      return ExitCode.ok;
+    }
+    if (parsed.kind === 'check-config') {
+      printNotices(parsed.config);
+      const result = checkAppImports(parsed.config, process.env);
+      if (result.output) process.stderr.write(`${result.output}\n`);
+      process.stderr.write(result.ok ? `corral: configuration OK; ${parsed.config.app} imports\n` : `corral: check failed\n`);
+      return result.ok ? ExitCode.ok : ExitCode.runtime;
     }
     config = parsed.config;
   } catch (error) {
@@ -288,8 +373,15 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     process.stderr.write(`corral: error: cannot open a log file: ${(error as Error).message}\n`);
     return ExitCode.runtime;
   }
+  for (const notice of config.notices) {
+    const fields = notice.setting ? { setting: notice.setting } : {};
+    if (notice.level === 'warn') output.logger.warn(fields, notice.msg);
+    else output.logger.info(fields, notice.msg);
+  }
+  for (const feature of notYetBuilt(config)) output.logger.warn(`${feature}: not implemented in this build of corral; ignored`);
+  if (config.procName) process.title = config.procName;
   try {
-    return await serve(config, load, output);
+    return await serve(config, load, output, startCwd);
   } catch (error) {
     if (error instanceof CorralError) {
       output.logger.fatal({ code: error.exitCode }, error.message);

@@ -1,17 +1,49 @@
-import yargs from 'yargs';
-import { defaultBind, parseBind, type BindSpec } from './bind.js';
-import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { parseArgv, type ParsedArgv } from './argv.js';
+import { describeBind, parseBind, type BindSpec } from './bind.js';
+import type { ConfigFileContents } from './config-file.js';
+import { workersForCpus, type CpuLimit } from './cpu-limit.js';
 import { UsageError } from './exit-codes.js';
+import { suggestName } from './misspelling.js';
+import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
 import { defaultPython } from './python.js';
-import { parseSize } from './resources.js';
+import { coerce, isDefaultValue } from './setting-values.js';
+import {
+  corralEnvName,
+  FILE_NAMES,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  MASTER_HOOK_NAMES,
+  SETTINGS,
+  SETTINGS_BY_NAME,
+  UVICORN_WORKER_CLASSES,
+  uvicornEnvName,
+  WORKER_HOOK_NAMES,
+  type Setting,
+  type Value,
+} from './settings.js';
+import { shellWords } from './shell-words.js';
 
-export const LOG_LEVELS = ['critical', 'error', 'warning', 'info', 'debug', 'trace'] as const;
+export { LOG_FORMATS, LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** uvicorn.Config keyword arguments passed through to every worker unchanged. */
-export type UvicornSettings = Record<string, string | number | boolean | null>;
+export type UvicornSettings = Record<string, unknown>;
+
+/** A setting's final value and where it came from, as --print-config shows it. */
+export interface Resolved {
+  value: Value;
+  source: string;
+}
+
+/** Something the log must say about the configuration before corral starts. */
+export interface Notice {
+  level: 'info' | 'warn';
+  setting?: string;
+  msg: string;
+}
 
 export interface CorralConfig {
   app: string;
@@ -50,9 +82,17 @@ export interface CorralConfig {
   /** The control socket's path (given, or derived from the pid file); undefined = none. */
   controlSocket: string | undefined;
   uvicorn: UvicornSettings;
+  /** Directory to change to before binding (gunicorn's --chdir). */
+  chdir: string | undefined;
+  /** Directories prepended to the workers' PYTHONPATH. */
+  pythonPath: string[];
+  /** Variables added to the workers' environment (-e KEY=VALUE). */
+  rawEnv: Record<string, string>;
+  procName: string | undefined;
   /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/privileges.ts). */
   user: string | undefined;
   group: string | undefined;
+  initgroups: boolean;
   /** Development mode: watch the code and swap in new workers when it changes. */
   reload: boolean;
   /** Directories to watch; empty means the app directory. */
@@ -63,228 +103,398 @@ export interface CorralConfig {
   reloadDelay: number;
   /** Files that reload whatever the patterns say (templates, .env). */
   reloadExtraFiles: string[];
+  /** The config file read, and its server hooks by side. */
+  configFile: { path: string; workerHooks: string[]; masterHooks: string[] } | undefined;
+  /** Every setting with its value and source, keyed by setting name. */
+  settings: Record<string, Resolved>;
+  /** Lines the log must show at start: ignored and unsupported settings, misspellings, auto workers. */
+  notices: Notice[];
 }
 
-export type CommandLine = { kind: 'run'; config: CorralConfig } | { kind: 'help'; text: string } | { kind: 'version' };
-
-const UVICORN_CHOICES = {
-  loop: ['auto', 'asyncio', 'uvloop'],
-  http: ['auto', 'h11', 'httptools'],
-  ws: ['auto', 'none', 'websockets', 'websockets-sansio', 'wsproto'],
-  lifespan: ['auto', 'on', 'off'],
-} as const;
-
-/** Development mode (src/reload/). Repeatable, but not `array: true`: that would swallow the APP after them. */
-const RELOAD_OPTIONS = {
-  reload: { type: 'boolean', default: false, describe: 'Development mode: restart the workers when the code changes' },
-  'reload-dir': { type: 'string', describe: 'Directory to watch, repeatable [default: the app directory]' },
-  'reload-include': { type: 'string', describe: 'Glob of files to watch, repeatable [default: *.py]' },
-  'reload-exclude': { type: 'string', describe: 'Glob or directory not to watch, repeatable [default: .* *.py[cod] .sw.* ~*]' },
-  'reload-delay': { type: 'number', default: 0.1, describe: 'Seconds of quiet after a change before reloading' },
-  'reload-extra-file': { type: 'string', describe: 'Other file that reloads when it changes (template, .env), repeatable' },
-} as const;
-const REPEATABLE_RELOAD_OPTIONS = ['reload-dir', 'reload-include', 'reload-exclude', 'reload-extra-file'] as const;
-
-/** Deployment options: workers' user and group (src/privileges.ts). */
-const PRIVILEGE_OPTIONS = {
-  user: { alias: 'u', type: 'string', describe: 'Run the workers as this user (name or uid; corral must start as root)' },
-  group: { alias: 'g', type: 'string', describe: "Run the workers as this group [default: the user's primary group]" },
-} as const;
-
-function parser(argv: readonly string[]) {
-  return yargs([...argv])
-    .scriptName('corral')
-    .usage('Usage: corral [options] APP\n\nRuns the ASGI app APP (module:attribute) in supervised uvicorn workers.\n  -h, --help     Show this help\n  -V, --version  Show the version')
-    .options({
-      workers: { alias: 'w', type: 'string', describe: 'Number of worker processes [default: $WEB_CONCURRENCY or 1]' },
-      bind: {
-        alias: 'b',
-        type: 'string',
-        // Not `array: true`: that would swallow the APP that follows `-b ADDRESS`.
-        describe: 'Address to listen on, repeatable: HOST:PORT, [IPV6]:PORT, unix:PATH, fd://N [default: 127.0.0.1:8000, or 0.0.0.0:$PORT]',
-      },
-      factory: { type: 'boolean', default: false, describe: 'APP is a factory: call it to get the app' },
-      'app-dir': { type: 'string', default: '.', describe: 'Directory added to the module search path' },
-      python: { type: 'string', describe: 'Python interpreter for the workers [default: $VIRTUAL_ENV/bin/python, else python3]' },
-      'graceful-timeout': { type: 'number', default: 30, describe: 'Seconds a stopping worker gets to finish its requests' },
-      timeout: { alias: 't', type: 'number', default: 30, describe: 'Seconds without a heartbeat before a worker is killed as hung (0: never)' },
-      'boot-timeout': { type: 'number', default: 60, describe: 'Seconds a worker may take to start' },
-      'max-requests': { type: 'number', default: 0, describe: 'Recycle a worker after this many requests (0: never)' },
-      'max-requests-jitter': { type: 'number', default: 0, describe: 'Random extra requests, up to this many, per worker' },
-      'max-memory': { type: 'string', default: '0', describe: 'Recycle a worker whose process tree uses more resident memory, e.g. 512M (0: never)' },
-      'memory-check-interval': { type: 'number', default: 5, describe: 'Seconds between CPU and memory samples of the workers' },
-      'max-worker-lifetime': { type: 'number', default: 0, describe: 'Recycle a worker after this many seconds (0: never)' },
-      'max-worker-lifetime-jitter': { type: 'number', default: 0, describe: 'Random extra seconds of lifetime, up to this, per worker' },
-      'max-surge': { type: 'number', describe: 'New workers started at once during a rolling restart [default: a quarter of the workers, at least 1]' },
-      pid: { alias: 'p', type: 'string', describe: 'Write the master pid to this file' },
-      umask: { alias: 'm', type: 'string', default: '0o117', describe: 'Umask for unix socket files (octal)' },
-      'log-level': { type: 'string', default: 'info', choices: LOG_LEVELS, describe: 'Log level' },
-      'log-format': { type: 'string', default: 'auto', choices: LOG_FORMATS, describe: 'Log format: json, pretty, or auto (pretty on a terminal)' },
-      'access-log': { type: 'boolean', default: true, describe: 'Log every request (--no-access-log to turn off)' },
-      'access-logfile': { type: 'string', nargs: 1, describe: 'Write access records to this file (- for stdout) [default: the main log]' },
-      'error-logfile': { type: 'string', nargs: 1, describe: 'Write every other record to this file (- for stderr) [default: stdout]' },
-      'metrics-bind': { type: 'string', describe: 'Serve /metrics, /healthz and /readyz on HOST:PORT [default: off]' },
-      'control-socket': { type: 'string', describe: 'Unix socket for corral status/reload/scale/stop [default: next to the --pid file]' },
-      'keep-alive': { type: 'number', default: 5, describe: 'Seconds to keep an idle connection open (uvicorn --timeout-keep-alive)' },
-      'proxy-headers': { type: 'boolean', default: true, describe: 'Trust X-Forwarded-For/Proto from --forwarded-allow-ips' },
-      'forwarded-allow-ips': { type: 'string', describe: 'Addresses trusted for proxy headers [default: $FORWARDED_ALLOW_IPS or 127.0.0.1]' },
-      'root-path': { type: 'string', default: '', describe: 'ASGI root_path for an app behind a path prefix' },
-      backlog: { type: 'number', default: 2048, describe: 'Maximum number of pending connections' },
-      'limit-concurrency': { type: 'number', describe: 'Answer 503 beyond this many concurrent connections or tasks, per worker' },
-      loop: { type: 'string', default: 'auto', choices: UVICORN_CHOICES.loop, describe: 'Event loop implementation' },
-      http: { type: 'string', default: 'auto', choices: UVICORN_CHOICES.http, describe: 'HTTP protocol implementation' },
-      ws: { type: 'string', default: 'auto', choices: UVICORN_CHOICES.ws, describe: 'WebSocket protocol implementation' },
-      lifespan: { type: 'string', default: 'auto', choices: UVICORN_CHOICES.lifespan, describe: 'Lifespan mode' },
-      'ssl-keyfile': { type: 'string', describe: 'TLS key file' },
-      'ssl-certfile': { type: 'string', describe: 'TLS certificate file' },
-    })
-    .options(PRIVILEGE_OPTIONS)
-    .options(RELOAD_OPTIONS)
-    .strictOptions()
-    .help(false)
-    .version(false)
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .parserConfiguration({ 'camel-case-expansion': false })
-    .fail((message, error) => {
-      throw new UsageError(error?.message ?? message);
-    });
-}
-
-function nonNegative(option: string, value: number | undefined): number {
-  if (value === undefined || !Number.isFinite(value) || value < 0) {
-    throw new UsageError(`--${option} ${String(value)}: expected a number of 0 or more`);
-  }
-  return value;
-}
-
-function positive(option: string, value: number | undefined): number {
-  if (value === undefined || !Number.isFinite(value) || value <= 0) {
-    throw new UsageError(`--${option} ${String(value)}: expected a number greater than 0`);
-  }
-  return value;
-}
-
-function memorySize(text: string): number {
-  const bytes = parseSize(text);
-  if (bytes === undefined) throw new UsageError(`--max-memory ${JSON.stringify(text)}: expected a size such as 512M, 2G or 0 for no limit`);
-  return bytes;
-}
-
-function positiveInteger(option: string, text: string): number {
-  const value = Number(text);
-  if (!/^\s*\d+\s*$/.test(text) || !Number.isInteger(value) || value < 1) {
-    throw new UsageError(`--${option} ${JSON.stringify(text)}: expected a whole number of 1 or more`);
-  }
-  return value;
-}
-
-function nonEmpty(option: string, value: string | undefined): string | undefined {
-  if (value !== undefined && value.trim() === '') throw new UsageError(`--${option} "": expected a path`);
-  return value;
-}
-
-function parseUmask(text: string): number {
-  const digits = text.replace(/^0o/i, '');
-  if (!/^[0-7]{1,4}$/.test(digits)) throw new UsageError(`--umask ${JSON.stringify(text)}: expected an octal number such as 0o117`);
-  return parseInt(digits, 8);
-}
-
-/** Every value of a repeatable option; an empty one is a usage error. */
-function repeatedValues(option: string, value: unknown, expected: string): string[] {
-  const values = ([] as unknown[]).concat(value ?? []).map(String);
-  for (const text of values) {
-    if (text.trim() === '') throw new UsageError(`--${option} ${JSON.stringify(text)}: expected ${expected}`);
-  }
-  return values;
-}
+export type CommandLine =
+  | { kind: 'run'; config: CorralConfig }
+  | { kind: 'print-config'; config: CorralConfig; json: boolean }
+  | { kind: 'check-config'; config: CorralConfig }
+  | { kind: 'help'; text: string }
+  | { kind: 'version' };
 
 /** Restart a quarter of the workers at a time: 32 workers take 4 boot times, not 32, and 3 in 4 keep serving. */
 export function defaultMaxSurge(workers: number): number {
   return Math.max(1, Math.ceil(workers / 4));
 }
 
-/** A single-valued option given twice takes its last value, as in gunicorn and uvicorn. */
-function lastValues<T extends Record<string, unknown>>(args: T, arrays: ReadonlySet<string>): T {
-  const result: Record<string, unknown> = { ...args };
-  for (const [key, value] of Object.entries(result)) {
-    if (Array.isArray(value) && !arrays.has(key)) result[key] = value[value.length - 1];
-  }
-  return result as T;
+/** What parseCommandLine needs from outside: the config file's contents and the CPU limit, both read by main. */
+export interface ParseContext {
+  configFile?: ConfigFileContents;
+  cpuLimit?: (cgroupRoot: string) => CpuLimit;
 }
 
-/** Turns argv and the environment into a configuration, or help, or version. Pure: throws UsageError. */
-export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv): CommandLine {
-  const yargsParser = parser(argv);
-  if (argv.includes('--help') || argv.includes('-h')) {
-    let text = '';
-    yargsParser.showHelp((help: string) => (text = help));
-    return { kind: 'help', text };
+type Layer = Map<string, Resolved>;
+
+const CMD_ARGS_VARIABLES = ['GUNICORN_CMD_ARGS', 'CORRAL_CMD_ARGS'] as const;
+/** CORRAL_ variables that are not options: corral's own, between master, workers and an upgraded master. */
+const RESERVED_CORRAL_VARIABLES = new Set([
+  'CORRAL_CMD_ARGS',
+  'CORRAL_WORKER_CONFIG',
+  'CORRAL_UPGRADE_FROM',
+  'CORRAL_UPGRADE_FD',
+  'CORRAL_LISTENERS',
+  'CORRAL_MASTER_PID',
+]);
+
+function put(layer: Layer, setting: Setting, value: Value, source: string): void {
+  const previous = layer.get(setting.name);
+  // Repeatable settings add up within one source; a higher source replaces the whole list, as in gunicorn.
+  if (setting.type === 'list' && previous && Array.isArray(previous.value) && Array.isArray(value)) {
+    layer.set(setting.name, { value: [...previous.value, ...value], source });
+  } else {
+    layer.set(setting.name, { value, source });
   }
-  if (argv.includes('--version') || argv.includes('-V')) return { kind: 'version' };
-  const args = lastValues(yargsParser.parseSync(), new Set<string>(['bind', '_', ...REPEATABLE_RELOAD_OPTIONS]));
+}
 
-  const positionals = args._.map(String);
-  if (positionals.length === 0) throw new UsageError('no APP given: pass the app as module:attribute, e.g. corral app.main:app');
-  if (positionals.length > 1) throw new UsageError(`one APP expected, got ${positionals.length}: ${positionals.join(' ')}`);
-  const app = positionals[0]!;
-  if (!/^[\w.]+:[\w.]+$/.test(app)) {
-    throw new UsageError(`APP ${JSON.stringify(app)}: expected module:attribute, e.g. app.main:app`);
+function argvLayer(parsed: ParsedArgv, source: string, where: string): Layer {
+  const layer: Layer = new Map();
+  for (const option of parsed.options) {
+    // Errors name the long option even when the short one was typed (-w → --workers).
+    const flag = option.flag.startsWith('--') ? option.flag : (option.setting.flags.find((f) => f.startsWith('--')) ?? option.flag);
+    const label = where === '' ? flag : `${flag} (in ${where})`;
+    put(layer, option.setting, coerce(option.setting, option.value, label), source);
   }
+  if (parsed.positionals.length > 1) {
+    throw new UsageError(`one APP expected${where ? ` in ${where}` : ''}, got ${parsed.positionals.length}: ${parsed.positionals.join(' ')}`);
+  }
+  if (parsed.positionals.length === 1) put(layer, SETTINGS_BY_NAME.get('app')!, parsed.positionals[0]!, source);
+  return layer;
+}
 
-  const workers = positiveInteger('workers', args.workers ?? env.WEB_CONCURRENCY ?? '1');
-  const givenBinds = ([] as unknown[]).concat(args.bind ?? []).map(String);
-  const binds = (givenBinds.length > 0 ? givenBinds : [defaultBind(env)]).map(parseBind);
+/** The defaults, with gunicorn's and uvicorn's environment-derived ones. */
+function defaultLayer(env: NodeJS.ProcessEnv): Layer {
+  const layer: Layer = new Map();
+  for (const setting of SETTINGS) layer.set(setting.name, { value: setting.default, source: 'default' });
+  const web = env.WEB_CONCURRENCY?.trim();
+  if (web) layer.set('workers', { value: coerce(SETTINGS_BY_NAME.get('workers')!, web, '$WEB_CONCURRENCY'), source: '$WEB_CONCURRENCY' });
+  const port = env.PORT?.trim();
+  if (port) layer.set('bind', { value: [`0.0.0.0:${port}`], source: '$PORT' });
+  const forwarded = env.FORWARDED_ALLOW_IPS?.trim();
+  if (forwarded) layer.set('forwarded_allow_ips', { value: forwarded, source: '$FORWARDED_ALLOW_IPS' });
+  return layer;
+}
 
-  const uvicorn: UvicornSettings = {
-    timeout_keep_alive: nonNegative('keep-alive', args['keep-alive']),
-    proxy_headers: args['proxy-headers'],
-    forwarded_allow_ips: args['forwarded-allow-ips'] ?? env.FORWARDED_ALLOW_IPS ?? null,
-    root_path: args['root-path'],
-    backlog: positiveInteger('backlog', String(args.backlog)),
-    loop: args.loop,
-    http: args.http,
-    ws: args.ws,
-    lifespan: args.lifespan,
+function splitEnvList(text: string): string[] {
+  return text.split(/\s+/).filter((word) => word !== '');
+}
+
+/** UVICORN_<NAME> as uvicorn reads them, then CORRAL_<OPTION>, which win. */
+function environmentLayer(env: NodeJS.ProcessEnv, notices: Notice[]): Layer {
+  const layer: Layer = new Map();
+  const known = new Set<string>();
+  for (const prefix of ['uvicorn', 'corral'] as const) {
+    for (const setting of SETTINGS) {
+      const name = prefix === 'uvicorn' ? uvicornEnvName(setting) : corralEnvName(setting);
+      if (!name) continue;
+      known.add(name);
+      // click ignores an empty variable; so does corral.
+      const text = env[name];
+      if (text === undefined || text.trim() === '') continue;
+      const raw = setting.type === 'list' ? splitEnvList(text) : text;
+      layer.set(setting.name, { value: coerce(setting, raw, `$${name}`), source: `$${name}` });
+    }
+  }
+  const uvicornApp = env.UVICORN_APP?.trim();
+  if (uvicornApp) layer.set('app', { value: uvicornApp, source: '$UVICORN_APP' });
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('CORRAL_') || known.has(name) || RESERVED_CORRAL_VARIABLES.has(name)) continue;
+    const meant = suggestName(name, known);
+    if (meant) notices.push({ level: 'warn', msg: `$${name} is not a corral variable and is ignored; did you mean $${meant}?` });
+  }
+  return layer;
+}
+
+function fileLayer(file: ConfigFileContents, notices: Notice[]): Layer {
+  const layer: Layer = new Map();
+  const where = file.path ? path.basename(file.path) : file.given;
+  const source = `config file ${file.given}`;
+  const knownNames = [...FILE_NAMES.keys()];
+  for (const [name, raw] of Object.entries(file.settings)) {
+    const setting = FILE_NAMES.get(name);
+    if (!setting || setting.type === 'hook') {
+      const meant = suggestName(name, knownNames);
+      if (meant) notices.push({ level: 'warn', setting: meant, msg: `${where}: "${name}" is not a setting and is ignored (gunicorn ignores it silently); did you mean "${meant}"?` });
+      continue;
+    }
+    if (setting.name === 'config') continue;
+    put(layer, setting, coerce(setting, raw, `${name} in ${where}`), source);
+  }
+  for (const [name, text] of Object.entries(file.unreadable)) {
+    if (FILE_NAMES.has(name)) notices.push({ level: 'warn', setting: name, msg: `${where}: "${name}" = ${text} cannot be passed to the workers and is ignored` });
+  }
+  for (const name of Object.keys(file.functions)) {
+    if (WORKER_HOOK_NAMES.has(name) || MASTER_HOOK_NAMES.has(name)) {
+      layer.set(name, { value: `${where}:${name}`, source });
+      continue;
+    }
+    const meant = suggestName(name, [...WORKER_HOOK_NAMES, ...MASTER_HOOK_NAMES]);
+    if (meant) notices.push({ level: 'warn', setting: meant, msg: `${where}: function "${name}" is not a server hook and never runs; did you mean "${meant}"?` });
+  }
+  return layer;
+}
+
+/** The non-file sources, highest last, as parseCommandLine layers them. */
+function commandLayers(argv: readonly string[], env: NodeJS.ProcessEnv, notices: Notice[]): { layers: Layer[]; cli: ParsedArgv } {
+  const layers: Layer[] = [];
+  for (const variable of CMD_ARGS_VARIABLES) {
+    const text = env[variable];
+    if (text === undefined || text.trim() === '') continue;
+    const parsed = parseArgv(shellWords(text, `$${variable}`), `$${variable}`);
+    layers.push(argvLayer(parsed, `$${variable}`, `$${variable}`));
+  }
+  layers.push(environmentLayer(env, notices));
+  const cli = parseArgv(argv);
+  layers.push(argvLayer(cli, 'command line', ''));
+  return { layers, cli };
+}
+
+function valueIn(layers: Layer[], name: string): Resolved | undefined {
+  for (let index = layers.length - 1; index >= 0; index--) {
+    const found = layers[index]!.get(name);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
+ * What main must read before parseCommandLine: the config file named by -c, $CORRAL_CONFIG or the
+ * CMD_ARGS variables (undefined: look for ./gunicorn.conf.py), the Python that reads it, and
+ * --chdir, which applies first. Pure; throws UsageError.
+ */
+export function preliminarySettings(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { config: string | undefined; python: string; chdir: string | undefined; helpOrVersion: boolean } {
+  const { layers, cli } = commandLayers(argv, env, []);
+  const text = (name: string) => {
+    const value = valueIn(layers, name)?.value;
+    return typeof value === 'string' ? value : undefined;
   };
-  if (args['limit-concurrency'] !== undefined) uvicorn.limit_concurrency = positiveInteger('limit-concurrency', String(args['limit-concurrency']));
-  if (args['ssl-keyfile'] !== undefined) uvicorn.ssl_keyfile = args['ssl-keyfile'];
-  if (args['ssl-certfile'] !== undefined) uvicorn.ssl_certfile = args['ssl-certfile'];
+  return { config: text('config'), python: text('python') ?? defaultPython(env), chdir: text('chdir'), helpOrVersion: cli.help || cli.version };
+}
 
+function helpText(): string {
+  const lines = [
+    'Usage: corral [options] APP',
+    '',
+    'Runs the ASGI app APP (module:attribute) in supervised uvicorn workers. Takes gunicorn\'s and',
+    'uvicorn\'s options (see docs/configuration.md); every option also reads CORRAL_<OPTION>.',
+    '',
+    '  -h, --help                       Show this help',
+    '  -V, -v, --version                Show the version',
+  ];
+  for (const setting of SETTINGS) {
+    const flags = [...setting.flags, ...(setting.offFlags ?? [])];
+    if (flags.length === 0 || setting.support === 'unsupported') continue;
+    const takesValue = setting.type !== 'bool';
+    const metavar = takesValue ? ` ${setting.type === 'choice' ? `{${setting.choices!.join(',')}}` : setting.name.toUpperCase()}` : '';
+    const left = `  ${flags.join(', ')}${metavar}`;
+    const note = setting.support === 'ignored' ? `accepted: ${setting.note}` : setting.help;
+    lines.push(left.length < 34 ? `${left.padEnd(35)}${note}` : `${left}\n${' '.repeat(35)}${note}`);
+  }
+  lines.push('', 'Accepted but not supported (a warning names them): ' + SETTINGS.filter((s) => s.support === 'unsupported' && s.flags.length > 0).map((s) => s.flags.at(-1)).join(' '));
+  return lines.join('\n');
+}
+
+/** How a setting is named in a notice: its long flag, or its config-file name. */
+function displayName(setting: Setting): string {
+  return setting.flags.find((flag) => flag.startsWith('--')) ?? setting.name;
+}
+
+function noticesForSupport(settings: Record<string, Resolved>, notices: Notice[]): void {
+  for (const setting of SETTINGS) {
+    const resolved = settings[setting.name]!;
+    if (resolved.source === 'default' || isDefaultValue(setting, resolved.value)) continue;
+    if (setting.support === 'ignored') {
+      notices.push({ level: 'info', setting: setting.name, msg: `${displayName(setting)} (${resolved.source}) has no effect under corral: ${setting.note}` });
+    } else if (setting.support === 'unsupported' && setting.type !== 'hook') {
+      notices.push({ level: 'warn', setting: setting.name, msg: `${displayName(setting)} (${resolved.source}) is not supported and is ignored: ${setting.note}` });
+    }
+  }
+}
+
+function workerClass(resolved: Resolved): { http?: 'h11'; note?: string } {
+  const name = String(resolved.value);
+  const known = UVICORN_WORKER_CLASSES[name];
+  if (known) return known;
+  const subclass = /uvicorn/i.test(name)
+    ? ' A UvicornWorker subclass: pass its CONFIG_KWARGS as corral options instead (--loop, --http, --lifespan, …).'
+    : ' corral runs ASGI apps on uvicorn only; keep gunicorn for WSGI apps.';
+  throw new UsageError(
+    `--worker-class ${JSON.stringify(name)} (${resolved.source}): not supported; use uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (or their H11 variants).${subclass}`,
+  );
+}
+
+/** uvicorn's --host/--port/--uds/--fd make one bind, as uvicorn chooses it: fd, else uds, else host:port. */
+function uvicornBind(settings: Record<string, Resolved>): { bind: string; source: string } | undefined {
+  const given = ['fd', 'uds', 'host', 'port'].filter((name) => settings[name]!.value !== null);
+  if (given.length === 0) return undefined;
+  const source = given.map((name) => settings[name]!.source).filter((value, index, all) => all.indexOf(value) === index).join(', ');
+  if (settings.fd!.value !== null) return { bind: `fd://${settings.fd!.value}`, source };
+  if (settings.uds!.value !== null) return { bind: `unix:${settings.uds!.value}`, source };
+  const host = settings.host!.value === null ? '127.0.0.1' : String(settings.host!.value);
+  const port = settings.port!.value === null ? 8000 : Number(settings.port!.value);
+  return { bind: isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`, source };
+}
+
+function nonEmptyPath(option: string, value: string | null): string | undefined {
+  if (value !== null && value.trim() === '') throw new UsageError(`${option} "": expected a path`);
+  return value ?? undefined;
+}
+
+function parseRawEnv(values: string[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const item of values) {
+    const equals = item.indexOf('=');
+    if (equals <= 0) throw new UsageError(`--env ${JSON.stringify(item)}: expected KEY=VALUE`);
+    result[item.slice(0, equals)] = item.slice(equals + 1);
+  }
+  return result;
+}
+
+function parseHeaders(values: string[]): [string, string][] {
+  return values.map((item) => {
+    const colon = item.indexOf(':');
+    if (colon <= 0) throw new UsageError(`--header ${JSON.stringify(item)}: expected Name:Value`);
+    return [item.slice(0, colon).trim(), item.slice(colon + 1).trim()];
+  });
+}
+
+/** Turns argv, the environment and a config file's contents into a configuration. Pure: throws UsageError. */
+export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv, context: ParseContext = {}): CommandLine {
+  const notices: Notice[] = [];
+  const { layers: upper, cli } = commandLayers(argv, env, notices);
+  if (cli.version) return { kind: 'version' };
+  if (cli.help) return { kind: 'help', text: helpText() };
+  const layers = [defaultLayer(env), ...(context.configFile ? [fileLayer(context.configFile, notices)] : []), ...upper];
+
+  const settings: Record<string, Resolved> = {};
+  for (const setting of SETTINGS) settings[setting.name] = valueIn(layers, setting.name)!;
+  const value = <T extends Value>(name: string) => settings[name]!.value as T;
+  if (context.configFile && settings.config!.value === null) {
+    settings.config = { value: context.configFile.given, source: 'default (present in the working directory)' };
+  }
+
+  const app = value<string | null>('app');
+  if (!app) throw new UsageError('no APP given: pass the app as module:attribute, e.g. corral app.main:app');
+  if (!/^[\w.]+:[\w.]+$/.test(app)) throw new UsageError(`APP ${JSON.stringify(app)}: expected module:attribute, e.g. app.main:app`);
+
+  const workerKind = workerClass(settings.worker_class!);
+  if (workerKind.note) notices.push({ level: 'info', setting: 'worker_class', msg: workerKind.note });
+  if (workerKind.http && settings.http!.source === 'default') {
+    settings.http = { value: workerKind.http, source: `--worker-class ${String(value('worker_class'))}` };
+  }
+
+  let workers: number;
+  if (value('workers') === 'auto') {
+    const root = value<string>('cgroup_root');
+    if (!context.cpuLimit) throw new UsageError('--workers auto: the CPU limit cannot be read here');
+    const limit = context.cpuLimit(root);
+    workers = workersForCpus(limit.cpus);
+    notices.push({ level: 'info', setting: 'workers', msg: `--workers auto: ${limit.found} → ${workers} worker${workers === 1 ? '' : 's'} (one per CPU, rounded down, at least 1)` });
+    settings.workers = { value: workers, source: `${settings.workers!.source} (auto: ${limit.found})` };
+  } else {
+    workers = value<number>('workers');
+  }
+
+  const extraBind = uvicornBind(settings);
+  if (extraBind) {
+    const explicit = settings.bind!.source !== 'default' && settings.bind!.source !== '$PORT';
+    settings.bind = explicit
+      ? { value: [...value<string[]>('bind'), extraBind.bind], source: `${settings.bind!.source}; ${extraBind.source}` }
+      : { value: [extraBind.bind], source: extraBind.source };
+  }
+  const bindList = value<string[]>('bind');
+  if (bindList.length === 0) throw new UsageError('--bind: no address given');
+  const binds = bindList.map(parseBind);
+  // Shown as corral will bind them (":8000" is 0.0.0.0:8000, "localhost" is 127.0.0.1).
+  settings.bind = { value: binds.map(describeBind), source: settings.bind!.source };
+
+  // Shown as resolved, not as "unset".
+  if (settings.python!.value === null) {
+    settings.python = { value: defaultPython(env), source: env.VIRTUAL_ENV ? 'default ($VIRTUAL_ENV)' : 'default' };
+  }
+  if (settings.max_surge!.value === null) {
+    settings.max_surge = { value: defaultMaxSurge(workers), source: 'default (a quarter of the workers, at least 1)' };
+  }
+  noticesForSupport(settings, notices);
+  const workerHooks = Object.keys(settings).filter((name) => WORKER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
+  const masterHooks = Object.keys(settings).filter((name) => MASTER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
+  if (masterHooks.length > 0) {
+    notices.push({
+      level: 'warn',
+      setting: masterHooks[0],
+      msg: `server hooks ${masterHooks.join(', ')} in ${context.configFile?.given} run in gunicorn's master; corral does not run them (it runs post_fork, post_worker_init, worker_int, worker_abort and worker_exit in each worker)`,
+    });
+  }
+  if (workerHooks.length > 0) {
+    notices.push({ level: 'info', msg: `server hooks ${workerHooks.join(', ')} from ${context.configFile?.given} run in every worker` });
+  }
+
+  const uvicorn: UvicornSettings = {};
+  for (const setting of SETTINGS) {
+    if (!setting.uvicornKwarg || setting.uvicornKwarg === 'log_config') continue;
+    const resolved = settings[setting.name]!.value;
+    if (resolved !== null) uvicorn[setting.uvicornKwarg] = resolved;
+  }
+  uvicorn.headers = parseHeaders(value<string[]>('headers'));
+  const logConfig = value('logconfig_dict') ?? value('logconfig_json') ?? value('logconfig');
+  if (logConfig !== null) uvicorn.log_config = logConfig;
+
+  const pythonpath = value<string | null>('pythonpath');
   const config: CorralConfig = {
     app,
-    factory: args.factory,
+    factory: value<boolean>('factory'),
     workers,
     binds,
-    appDir: args['app-dir'],
-    python: args.python ?? defaultPython(env),
-    gracefulTimeout: nonNegative('graceful-timeout', args['graceful-timeout']),
-    timeout: nonNegative('timeout', args.timeout),
-    bootTimeout: nonNegative('boot-timeout', args['boot-timeout']),
-    maxRequests: nonNegative('max-requests', args['max-requests']),
-    maxRequestsJitter: nonNegative('max-requests-jitter', args['max-requests-jitter']),
-    maxMemory: memorySize(args['max-memory']),
-    memoryCheckInterval: positive('memory-check-interval', args['memory-check-interval']),
-    maxWorkerLifetime: nonNegative('max-worker-lifetime', args['max-worker-lifetime']),
-    maxWorkerLifetimeJitter: nonNegative('max-worker-lifetime-jitter', args['max-worker-lifetime-jitter']),
-    maxSurge: args['max-surge'] === undefined ? defaultMaxSurge(workers) : positiveInteger('max-surge', String(args['max-surge'])),
-    pidFile: args.pid,
-    umask: parseUmask(args.umask),
-    logLevel: args['log-level'] as LogLevel,
-    logFormat: args['log-format'] as LogFormat,
-    accessLog: args['access-log'],
-    accessLogFile: nonEmpty('access-logfile', args['access-logfile']),
-    errorLogFile: nonEmpty('error-logfile', args['error-logfile']),
-    metricsBind: args['metrics-bind'] === undefined ? undefined : parseMetricsBind(args['metrics-bind']),
-    controlSocket: resolveControlSocket(nonEmpty('control-socket', args['control-socket']), args.pid),
+    appDir: value<string>('app_dir'),
+    python: value<string>('python'),
+    gracefulTimeout: value<number>('graceful_timeout'),
+    timeout: value<number>('timeout'),
+    bootTimeout: value<number>('boot_timeout'),
+    maxRequests: value<number>('max_requests'),
+    maxRequestsJitter: value<number>('max_requests_jitter'),
+    maxMemory: value<number>('max_memory'),
+    memoryCheckInterval: value<number>('memory_check_interval'),
+    maxWorkerLifetime: value<number>('max_worker_lifetime'),
+    maxWorkerLifetimeJitter: value<number>('max_worker_lifetime_jitter'),
+    maxSurge: value<number>('max_surge'),
+    pidFile: value<string | null>('pidfile') ?? undefined,
+    umask: parseInt(value<string>('umask').slice(2), 8),
+    logLevel: value<LogLevel>('loglevel'),
+    logFormat: value<LogFormat>('log_format'),
+    accessLog: value<boolean>('access_log'),
+    accessLogFile: nonEmptyPath('--access-logfile', value<string | null>('accesslog')),
+    errorLogFile: nonEmptyPath('--error-logfile', value<string | null>('errorlog')),
+    metricsBind: value<string | null>('metrics_bind') === null ? undefined : parseMetricsBind(value<string>('metrics_bind')),
+    controlSocket: value<boolean>('control_socket_disable')
+      ? undefined
+      : resolveControlSocket(nonEmptyPath('--control-socket', value<string | null>('control_socket')), value<string | null>('pidfile') ?? undefined),
     uvicorn,
-    user: args.user,
-    group: args.group,
-    reload: args.reload,
-    reloadDirs: repeatedValues('reload-dir', args['reload-dir'], 'a directory to watch'),
-    reloadIncludes: repeatedValues('reload-include', args['reload-include'], 'a glob such as *.html'),
-    reloadExcludes: repeatedValues('reload-exclude', args['reload-exclude'], 'a glob such as *_test.py, or a directory'),
-    reloadDelay: nonNegative('reload-delay', args['reload-delay']),
-    reloadExtraFiles: repeatedValues('reload-extra-file', args['reload-extra-file'], 'a file to watch'),
+    chdir: value<string | null>('chdir') ?? undefined,
+    pythonPath: pythonpath ? pythonpath.split(',').map((dir) => dir.trim()).filter((dir) => dir !== '') : [],
+    rawEnv: parseRawEnv(value<string[]>('raw_env')),
+    procName: value<string | null>('proc_name') ?? undefined,
+    user: value<string | null>('user') ?? undefined,
+    group: value<string | null>('group') ?? undefined,
+    initgroups: value<boolean>('initgroups'),
+    reload: value<boolean>('reload'),
+    reloadDirs: value<string[]>('reload_dirs'),
+    reloadIncludes: value<string[]>('reload_includes'),
+    reloadExcludes: value<string[]>('reload_excludes'),
+    reloadDelay: value<number>('reload_delay'),
+    reloadExtraFiles: value<string[]>('reload_extra_files'),
+    configFile: context.configFile ? { path: context.configFile.path || context.configFile.given, workerHooks, masterHooks } : undefined,
+    settings,
+    notices,
   };
+  if (value('print_config')) return { kind: 'print-config', config, json: value<boolean>('json') };
+  if (value('check_config')) return { kind: 'check-config', config };
   return { kind: 'run', config };
 }

@@ -187,6 +187,8 @@ export interface UpgradeHooks {
   onReady?(): void;
   /** This master has handed over (systemd: say nothing more). */
   onHandOver?(): void;
+  /** The previous master has exited: what it held alone (metrics port, control socket) is free. */
+  onPromoted?(): void;
 }
 
 /**
@@ -252,6 +254,7 @@ export class MasterUpgrades {
         }
       }
       this.log.info({ previousMaster: inheritance.previousPid, pidFile: this.pidFile }, 'upgrade: the previous master has exited; this master is in charge');
+      hooks.onPromoted?.();
     });
   }
 

@@ -106,6 +106,8 @@ export interface ProcessWorkerOptions {
 }
 
 const CONTROL_FD = 3;
+/** Counts every worker spawned, as gunicorn's worker.age does (the config file's hooks read it). */
+let spawnedWorkers = 0;
 const QUICK_STOP_KILL_MS = 2_000;
 
 /** A real worker: the Python worker entry in a child process. */
@@ -137,6 +139,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
       control_fd: CONTROL_FD,
       listen_fds: listenFds,
       master_pid: process.pid,
+      age: ++spawnedWorkers,
     };
     this.child = spawn(options.python, ['-u', options.entry], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...options.listenerFds],

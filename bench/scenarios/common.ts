@@ -37,6 +37,8 @@ export interface Settings {
   hupTailS: number;
   freshConcurrency: number;
   reloadSaves: number;
+  /** a reloader that shows no new code this long after a save is taken as not working */
+  reloadTimeoutS: number;
   /** pause between the new code answering and the next save */
   reloadPauseS: number;
   idleWorkers: number;
@@ -66,6 +68,7 @@ export const FULL: Settings = {
   freshConcurrency: 8,
   reloadSaves: 7,
   reloadPauseS: 1,
+  reloadTimeoutS: 10,
   idleWorkers: 16,
   idleSettleS: 3,
   idleSampleS: 10,
@@ -78,7 +81,7 @@ export const QUICK: Settings = {
   throughputDurationS: 3,
   throughputWorkers: [2],
   quietWaitS: 3,
-  quietBudgetS: 12,
+  quietBudgetS: 6,
   launchRepeats: 2,
   launchWorkers: [2],
   killRepeats: 1,
@@ -86,6 +89,7 @@ export const QUICK: Settings = {
   hupRounds: () => 1,
   reloadSaves: 5,
   reloadPauseS: 0.5,
+  reloadTimeoutS: 5,
   idleSettleS: 1,
   idleSampleS: 3,
 };

@@ -47,7 +47,7 @@ export async function hup(ctx: Ctx): Promise<void> {
         ctx.log(`hup: ${app.name}, ${workers} workers, ${variant}`);
         // failure counts are summed over the rounds (a median would hide a failing round)
         const run = new ConfigRun(ctx, { scenario: 'hup', app: app.name, workers, variant }, (k) =>
-          ['failed', 'socketErrors', 'non2xx', 'requests'].includes(k) || k.startsWith('err_'),
+          ['failed', 'socketErrors', 'non2xx', 'requests', 'clientErrors'].includes(k) || k.startsWith('err_'),
         );
         for (const server of ctx.servers) {
           const why = SERVERS[server].unsupported.hup;
@@ -89,6 +89,7 @@ export async function hup(ctx: Ctx): Promise<void> {
                       non2xx: r.non2xx,
                       requests: r.requests,
                       ...Object.fromEntries(Object.entries(r.socketErrors).map(([k, v]) => [`err_${k}`, v])),
+                      clientErrors: Object.values(r.clientErrors).reduce((a, b) => a + b, 0),
                     };
                   } finally {
                     gen.stop();

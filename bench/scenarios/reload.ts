@@ -29,9 +29,6 @@ async def app(scope, receive, send):
 `;
 }
 
-/** A reloader that shows no new code this long after a save is taken as not working. */
-const RELOAD_TIMEOUT_MS = 8_000;
-
 function save(file: string, text: string): void {
   const tmp = join(file, '..', '.app.py.bench-tmp');
   writeFileSync(tmp, text);
@@ -74,7 +71,7 @@ export async function reload(ctx: Ctx): Promise<void> {
                   save(file, revisedSource(original, rev));
                 }
                 return undefined;
-              }, { timeoutMs: RELOAD_TIMEOUT_MS, intervalMs: 10 });
+              }, { timeoutMs: s.reloadTimeoutS * 1000, intervalMs: 10 });
               return (t1 - t0) / 1000;
             };
             // An untimed first save, repeated each second until it shows: a reloader may arm its
@@ -83,7 +80,7 @@ export async function reload(ctx: Ctx): Promise<void> {
               await saveAndWait(0, 1000);
             } catch (e) {
               if (e instanceof DeadlineError && server !== 'corral') {
-                throw new Unsupported(`no new code answered within ${RELOAD_TIMEOUT_MS / 1000} s of saves (${srv.logTail(1).trim().slice(0, 100)})`);
+                throw new Unsupported(`no new code answered within ${s.reloadTimeoutS} s of saves (${srv.logTail(1).trim().slice(0, 100)})`);
               }
               throw e;
             }

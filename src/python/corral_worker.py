@@ -24,8 +24,9 @@ import sys
 import threading
 import time
 import traceback
+import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 EXIT_BOOT_FAILURE = 3
@@ -315,6 +316,107 @@ def exception_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+class HookConfig:
+    """Stands in for gunicorn's server.cfg: every resolved setting as an attribute."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.settings = dict(values)
+        self.__dict__.update(values)
+
+    def __getattr__(self, name: str) -> Any:
+        # Settings corral does not have read as None, as an unset gunicorn setting would.
+        return None
+
+
+class HookServer:
+    """Stands in for gunicorn's Arbiter in hooks: server.cfg, server.log, server.pid."""
+
+    def __init__(self, cfg: HookConfig, master_pid: int) -> None:
+        self.cfg = cfg
+        self.log = logging.getLogger("corral.hooks")
+        self.pid = master_pid
+        self.num_workers = cfg.workers
+        self.proc_name = cfg.proc_name or "corral"
+
+
+class HookWorker:
+    """Stands in for gunicorn's Worker in hooks: worker.pid, worker.ppid, worker.age, worker.log, worker.cfg."""
+
+    def __init__(self, cfg: HookConfig, master_pid: int) -> None:
+        self.cfg = cfg
+        self.log = logging.getLogger("corral.hooks")
+        self.pid = os.getpid()
+        self.ppid = master_pid
+        self.age = int(SETTINGS.get("age", SLOT))
+        self.slot = SLOT
+        self.timeout = cfg.timeout
+        self.alive = True
+        self.booted = False
+        self.app: Any = None
+        self.wsgi: Any = None
+
+
+class Hooks:
+    """gunicorn's worker-side server hooks from the config file, run at the moments gunicorn runs them."""
+
+    def __init__(self, settings: dict[str, Any] | None) -> None:
+        self.functions: dict[str, Callable[..., Any]] = {}
+        if not settings:
+            return
+        cfg = HookConfig(settings.get("cfg", {}))
+        master_pid = int(settings.get("master_pid", os.getppid()))
+        self.server = HookServer(cfg, master_pid)
+        self.worker = HookWorker(cfg, master_pid)
+        module = load_config_module(str(settings["file"]))
+        for name in settings.get("names", []):
+            function = getattr(module, name, None)
+            if callable(function):
+                self.functions[name] = function
+
+    def run(self, name: str, *, server: bool, fatal: bool) -> None:
+        """Calls one hook; a failing start-up hook fails the boot, as in gunicorn, later ones are logged."""
+        function = self.functions.get(name)
+        if function is None:
+            return
+        try:
+            function(self.server, self.worker) if server else function(self.worker)
+        except BaseException as exc:  # noqa: BLE001 - the hook is user code
+            if fatal:
+                report_failure("startup", exc, f"the server hook {name} failed")
+                os._exit(EXIT_BOOT_FAILURE)
+            logging.getLogger("corral.hooks").exception(f"the server hook {name} failed")
+
+
+def load_config_module(path: str) -> types.ModuleType:
+    """Runs the config file again in this worker to get its hook functions (functions cannot be sent)."""
+    import importlib
+    import importlib.util
+
+    if path.startswith("python:"):
+        return importlib.import_module(path[len("python:"):])
+    sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location("__config__", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    # The master already showed what the config file prints when it read it; once is enough.
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        spec.loader.exec_module(module)
+    return module
+
+
+HOOKS: Hooks = Hooks(None)
+
+
+def load_env_file() -> None:
+    """uvicorn's --env-file: loaded before the app is imported, as uvicorn's Config loads it."""
+    env_file = SETTINGS.get("uvicorn", {}).get("env_file")
+    if env_file:
+        from dotenv import load_dotenv  # uvicorn[standard] brings python-dotenv; uvicorn imports it the same way
+
+        load_dotenv(dotenv_path=env_file)
+
+
 def report_failure(kind: str, exc: BaseException | None, message: str) -> None:
     if exc is None:
         text = LOG_HANDLER.last_traceback or ""
@@ -333,8 +435,15 @@ def build_server(app: Any) -> Any:
 
     options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
     options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
+    # Each worker is one uvicorn process; without this, uvicorn.Config parses $WEB_CONCURRENCY
+    # itself and fails on corral's "auto".
+    options.setdefault("workers", 1)
+    # A user's --log-config replaces corral's JSON records, as it replaces uvicorn's default logging.
+    log_config = options.pop("log_config", None)
+    if isinstance(options.get("headers"), list):
+        options["headers"] = [tuple(header) for header in options["headers"]]
     # uvicorn's access log is replaced by corral's, which also has the duration and the size.
-    config = uvicorn.Config(app, log_config=None, access_log=False, **options)
+    config = uvicorn.Config(app, log_config=log_config, access_log=False, **options)
     if SETTINGS.get("access_log", True):
         # Wrapped after uvicorn's own wrapping, so the ASGI2 detection still sees the user's app and
         # the client address read at the end is the one the proxy-headers middleware set.
@@ -573,6 +682,7 @@ def install_signal_handlers(server: Any) -> None:
         interrupts["count"] += 1
         if interrupts["count"] > 1:
             os._exit(0)
+        HOOKS.run("worker_int", server=False, fatal=False)
         server.quick_exit()
         timer = threading.Timer(1.0, lambda: os._exit(0))
         timer.daemon = True
@@ -586,6 +696,33 @@ def install_signal_handlers(server: Any) -> None:
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGWINCH, signal.SIG_IGN)
+    if "worker_abort" in HOOKS.functions:
+        install_abort_hook()
+
+
+def install_abort_hook() -> None:
+    """SIGABRT (the master's hung-worker abort) dumps the stacks, runs worker_abort, then dies of SIGABRT.
+
+    faulthandler cannot chain a Python handler on SIGABRT, so with this hook the dump is made from
+    Python: a worker stuck inside C code never gets here, and the master's SIGKILL follows as usual.
+    """
+
+    def on_abort(_sig: int, _frame: object) -> None:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        HOOKS.run("worker_abort", server=False, fatal=False)
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+        os.abort()
+
+    signal.signal(signal.SIGABRT, on_abort)
+
+
+def load_hooks() -> None:
+    global HOOKS
+    try:
+        HOOKS = Hooks(SETTINGS.get("hooks"))
+    except BaseException as exc:  # noqa: BLE001 - the config file is user code
+        report_failure("startup", exc, "cannot load the server hooks from the config file")
+        os._exit(EXIT_BOOT_FAILURE)
 
 
 def main() -> int:
@@ -601,12 +738,20 @@ def main() -> int:
     # Started after the standby's wait: that wait reads the same channel for its "go".
     CONTROL.watch_for_master_exit()
     started = time.monotonic()
+    load_hooks()
+    HOOKS.run("post_fork", server=True, fatal=True)
+    load_env_file()
     app = load_app()
+    if HOOKS.functions:
+        HOOKS.worker.app = HOOKS.worker.wsgi = app
+        HOOKS.worker.booted = True
     CONTROL.send("loaded", seconds=round(time.monotonic() - started, 4))
+    HOOKS.run("post_worker_init", server=False, fatal=True)
     try:
         server = build_server(app)
         install_signal_handlers(server)
         server.run(sockets=sockets)
+        HOOKS.run("worker_exit", server=True, fatal=False)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
         if code != 0:

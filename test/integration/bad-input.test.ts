@@ -37,7 +37,7 @@ describe('bad input', () => {
   it('an unknown flag: exit 2, naming it', async () => {
     const corral = startCorral(['--workerz', '2', 'app:app']);
     expect(await exitOf(corral)).toBe(2);
-    expect(errorLine(corral)).toBe('corral: error: Unknown argument: workerz');
+    expect(errorLine(corral)).toBe('corral: error: command line: unknown option --workerz (did you mean --workers?); see corral --help');
   });
 
   it('a malformed address: exit 2, naming the option, the value and the forms allowed', async () => {

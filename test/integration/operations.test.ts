@@ -203,14 +203,17 @@ describe('scaling (TTIN / TTOU)', () => {
   it('adds and removes workers, the oldest first, never below one', async () => {
     const port = await freePort();
     const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
-    const first = await corral.waitForReadyWorkers(2);
+    await corral.waitForReadyWorkers(2);
     corral.signal('SIGTTIN');
     const three = await corral.waitForReadyWorkers(3);
     expect(three).toHaveLength(3);
     corral.signal('SIGTTOU');
     await waitFor(() => corral.readyWorkerPids().length === 2, 15_000, 'two workers after TTOU');
-    const oldest = corral.find((r) => r.msg === 'worker ready' && first.includes(r.pid as number))[0]!.pid as number;
-    await waitFor(() => !isAlive(oldest), 15_000, 'the oldest worker to drain');
+    // The oldest by spawn time drains: the first worker booted.
+    const scaledDown = await corral.waitForLog((r) => r.msg === 'scaling down');
+    const firstBooted = corral.find((r) => r.msg === 'worker booting')[0]!.pid;
+    expect(scaledDown.pid).toBe(firstBooted);
+    await waitFor(() => !isAlive(scaledDown.pid as number), 15_000, 'the oldest worker to drain');
     corral.signal('SIGTTOU');
     await waitFor(() => corral.readyWorkerPids().length === 1, 15_000, 'one worker');
     corral.signal('SIGTTOU');

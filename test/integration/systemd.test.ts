@@ -11,8 +11,8 @@ const RECEIVER = path.join(ROOT, 'test', 'helpers', 'notify_receiver.py');
 interface Notification {
   pid: number | null;
   message: string;
-  /** How many 'worker ready' records corral had logged when this arrived. */
-  readyLogged: number;
+  /** When the receiver passed it on (ms since the epoch). */
+  receivedAt: number;
 }
 
 /** The test's own notify socket: a Python receiver (Node cannot bind unix datagram sockets). */
@@ -20,7 +20,6 @@ class NotifySocket {
   readonly path: string;
   readonly received: Notification[] = [];
   private readonly child: ChildProcess;
-  private readyCount: () => number = () => 0;
 
   constructor(dir: string) {
     this.path = path.join(dir, 'notify.sock');
@@ -31,7 +30,7 @@ class NotifySocket {
       partial = lines.pop() ?? '';
       for (const line of lines) {
         const parsed = JSON.parse(line) as { pid?: number | null; message?: string; listening?: string };
-        if (parsed.message !== undefined) this.received.push({ pid: parsed.pid ?? null, message: parsed.message, readyLogged: this.readyCount() });
+        if (parsed.message !== undefined) this.received.push({ pid: parsed.pid ?? null, message: parsed.message, receivedAt: Date.now() });
         else if (parsed.listening) this.listening = true;
       }
     });
@@ -39,10 +38,6 @@ class NotifySocket {
   }
 
   listening = false;
-
-  countReadyWith(counter: () => number): void {
-    this.readyCount = counter;
-  }
 
   /** The notifications' first lines (READY=1, RELOADING=1, …), in order, without the watchdog pings. */
   states(): string[] {
@@ -102,11 +97,11 @@ describe('sd_notify', () => {
     const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
       env: { NOTIFY_SOCKET: notify.path },
     });
-    notify.countReadyWith(() => corral.find((r) => r.msg === 'worker ready').length);
-
     const ready = await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
-    // Not before the workers: both had logged ready when READY=1 arrived.
-    expect(ready.readyLogged).toBe(2);
+    // Not before the workers: both were logged ready (the record's time is taken when it is logged,
+    // before the master sends READY=1; the log line itself may be written a moment later).
+    await waitFor(() => corral.find((r) => r.msg === 'worker ready').length === 2, 5_000, 'two ready records');
+    for (const record of corral.find((r) => r.msg === 'worker ready')) expect(record.time as number).toBeLessThanOrEqual(ready.receivedAt);
     expect(ready.message).toContain('STATUS=2 of 2 workers ready');
     // Sent with the master's pid as credentials (root may), so NotifyAccess=main accepts it.
     expect(ready.pid).toBe(corral.pid);

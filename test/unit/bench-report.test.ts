@@ -7,9 +7,14 @@ import {
   METRICS,
   niceCeiling,
   ratio,
+  README_END,
+  README_START,
   renderMarkdown,
+  renderReadmeSection,
   renderSvg,
+  replaceReadmeSection,
   scenarioTable,
+  summaryTable,
   type BenchReport,
   type ResultRow,
 } from '../../bench/report.js';
@@ -270,5 +275,35 @@ describe('tables without a variant', () => {
     expect(table[0]).toBe('| app | workers | server | median s | max s | saves |');
     expect(table[2]).toBe('| hello | 1 | uvicorn --reload | 0.500 | 0.600 | 7 |');
     expect(table[3]).toBe('| hello | 1 | corral --reload | 0.250 (0.50×) | 0.300 (0.50×) | 7 |');
+  });
+});
+
+describe('README summary', () => {
+  const machine = { nproc: 2, cpuModel: 'AMD EPYC', memTotalGiB: 24, kernel: '6.1', node: '20', python: '3.11', versions: {}, commit: 'abc1234', date: '2026-01-01T00:00:00Z' };
+
+  it('summarises each server in one row: geometric-mean ratios, reference-config figures, HUP totals', () => {
+    const table = summaryTable(ROWS).split('\n');
+    expect(table[0]).toContain('| server | req/s vs uvicorn (geomean of 2) | p99 vs uvicorn (geomean) |');
+    const corral = table.find((l) => l.startsWith('| corral |'))!;
+    // rps ratios 0.99 and 0.95: geomean 0.97; p99 ratios 0.75 and 1.00: geomean 0.87
+    expect(corral).toContain('| corral | 0.97× | 0.87× |');
+    expect(corral).toContain('| 0 | 0.9 s (2w) |');
+    expect(corral).toContain('| 62 MiB | 0.40 % |');
+    expect(table.find((l) => l.startsWith('| uvicorn --workers (baseline) |'))).toContain('| 1.00× | 1.00× |');
+    expect(table.find((l) => l.startsWith('| granian |'))).toContain('| not supported | not supported |');
+    expect(table.find((l) => l.startsWith('| gunicorn + UvicornWorker |'))).toContain('| — | — |');
+  });
+
+  it('replaces only the block between the markers', () => {
+    const section = renderReadmeSection({ mode: 'full', machine, settings: {}, durationS: 60, rows: ROWS });
+    expect(section.startsWith(README_START)).toBe(true);
+    expect(section.endsWith(README_END)).toBe(true);
+    expect(section).toContain('![benchmark chart](bench/results/latest.svg)');
+    const readme = `# corral\n\n## Benchmarks\n\n${README_START}\nold\n${README_END}\n\n## Development\n`;
+    const updated = replaceReadmeSection(readme, section)!;
+    expect(updated).not.toContain('\nold\n');
+    expect(updated.startsWith('# corral\n\n## Benchmarks\n\n<!-- bench:start')).toBe(true);
+    expect(updated.endsWith(`${README_END}\n\n## Development\n`)).toBe(true);
+    expect(replaceReadmeSection('# no markers\n', section)).toBeUndefined();
   });
 });

@@ -1,8 +1,235 @@
 import { describe, expect, it } from 'vitest';
+import { parseArgv } from '../../src/argv.js';
+import type { ConfigFileContents } from '../../src/config-file.js';
 import { UsageError } from '../../src/exit-codes.js';
-import { parseCommandLine, type CorralConfig } from '../../src/options.js';
+import { parseCommandLine, preliminarySettings, type CorralConfig } from '../../src/options.js';
+import { shellWords } from '../../src/shell-words.js';
 
-function run(argv: string[], env: NodeJS.ProcessEnv = {}): CorralConfig {
+function run(argv: string[], env: NodeJS.ProcessEnv = {}, file?: Partial<ConfigFileContents>): CorralConfig {
+  const configFile = file ? { given: 'gunicorn.conf.py', path: '/srv/gunicorn.conf.py', settings: {}, functions: {}, unreadable: {}, ...file } : undefined;
+  const parsed = parseCommandLine(argv, env, { configFile, cpuLimit: () => ({ cpus: 3, found: 'fake limit' }) });
+  if (!('config' in parsed)) throw new Error(`expected a configuration, got ${parsed.kind}`);
+  return parsed.config;
+}
+
+function usageError(action: () => unknown): string {
+  try {
+    action();
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('argv forms gunicorn and uvicorn accept', () => {
+  it('reads attached, separate and = values, and "-" as a value', () => {
+    const parsed = parseArgv(['-w4', '-b0.0.0.0:80', '--bind=[::]:80', '-t', '90', '--access-logfile', '-', 'app:app', '--preload']);
+    expect(parsed.positionals).toEqual(['app:app']);
+    expect(parsed.options.map((option) => [option.setting.name, option.value])).toEqual([
+      ['workers', '4'],
+      ['bind', '0.0.0.0:80'],
+      ['bind', '[::]:80'],
+      ['timeout', '90'],
+      ['accesslog', '-'],
+      ['preload_app', true],
+    ]);
+  });
+
+  it('names an unknown option and the one meant', () => {
+    expect(usageError(() => parseArgv(['--wrokers', '2']))).toBe('command line: unknown option --wrokers (did you mean --workers?); see corral --help');
+  });
+
+  it('refuses a value on a flag and a missing value', () => {
+    expect(usageError(() => parseArgv(['--preload=yes']))).toContain('--preload takes no value');
+    expect(usageError(() => parseArgv(['app:app', '--workers']))).toBe('command line: --workers needs a value');
+  });
+});
+
+describe('shell words of GUNICORN_CMD_ARGS', () => {
+  it('splits like shlex.split', () => {
+    expect(shellWords(`--workers=3 -b '0.0.0.0:80' --access-logformat "%(h)s \\"%(r)s\\"" a\\ b`, 'x')).toEqual([
+      '--workers=3',
+      '-b',
+      '0.0.0.0:80',
+      '--access-logformat',
+      '%(h)s "%(r)s"',
+      'a b',
+    ]);
+    expect(usageError(() => shellWords('-b "oops', '$GUNICORN_CMD_ARGS'))).toContain('unclosed " quote');
+  });
+});
+
+describe('values', () => {
+  it('keeps the existing defaults', () => {
+    const config = run(['app:app']);
+    expect(config).toMatchObject({ workers: 1, timeout: 30, gracefulTimeout: 30, bootTimeout: 60, maxSurge: 1, umask: 0o117, logLevel: 'info', accessLog: true, maxMemory: 0 });
+    expect(config.binds).toEqual([{ kind: 'tcp', host: '127.0.0.1', port: 8000, family: 4 }]);
+    expect(config.uvicorn).toMatchObject({ timeout_keep_alive: 5, backlog: 2048, forwarded_allow_ips: '127.0.0.1,::1', proxy_headers: true });
+  });
+
+  it('names the option, the value and what is allowed', () => {
+    expect(usageError(() => run(['-w', 'lots', 'app:app']))).toBe('--workers "lots": expected a whole number of 1 or more, or auto');
+    expect(usageError(() => run(['--timeout', '-1', 'app:app']))).toBe('--timeout "-1": expected a number of 0 or more');
+    expect(usageError(() => run(['--loop', 'trio', 'app:app']))).toBe('--loop "trio": expected one of auto, asyncio, uvloop, zuvloop, or module:attribute');
+    expect(usageError(() => run(['app:app'], { CORRAL_WORKERS: 'x' }))).toBe('$CORRAL_WORKERS "x": expected a whole number of 1 or more, or auto');
+    expect(usageError(() => run(['app:app'], {}, { settings: { workers: 'many' } }))).toBe('workers in gunicorn.conf.py "many": expected a whole number of 1 or more, or auto');
+    expect(usageError(() => run(['-e', 'NOEQUALS', 'app:app']))).toBe('--env "NOEQUALS": expected KEY=VALUE');
+  });
+
+  it('accepts gunicorn log levels in any case', () => {
+    expect(run(['--log-level', 'WARN', 'app:app']).logLevel).toBe('warning');
+  });
+});
+
+describe('worker classes', () => {
+  it('accepts both UvicornWorker spellings; the H11 variants mean --http h11', () => {
+    expect(run(['-k', 'uvicorn.workers.UvicornWorker', 'app:app']).uvicorn.http).toBe('auto');
+    expect(run(['-k', 'uvicorn_worker.UvicornH11Worker', 'app:app']).uvicorn.http).toBe('h11');
+    expect(run(['-k', 'uvicorn.workers.UvicornH11Worker', '--http', 'httptools', 'app:app']).uvicorn.http).toBe('httptools');
+  });
+
+  it('refuses other worker classes with the ones it takes', () => {
+    expect(usageError(() => run(['-k', 'gevent', 'app:app']))).toContain('--worker-class "gevent" (command line): not supported; use uvicorn.workers.UvicornWorker');
+    expect(usageError(() => run(['-k', 'app.workers.MyUvicornWorker', 'app:app']))).toContain('CONFIG_KWARGS');
+  });
+});
+
+describe('precedence: defaults < config file < GUNICORN_CMD_ARGS < CORRAL_CMD_ARGS < CORRAL_<OPTION> < command line', () => {
+  const file = { settings: { workers: 2, timeout: 11, keepalive: 7, loglevel: 'debug', graceful_timeout: 12, backlog: 100 } };
+  it('layers every source', () => {
+    const env = {
+      WEB_CONCURRENCY: '9',
+      GUNICORN_CMD_ARGS: '--workers 3 --timeout 13 --keep-alive 8 --graceful-timeout 14',
+      CORRAL_CMD_ARGS: '--workers 4 --timeout 15 --keep-alive 9',
+      CORRAL_WORKERS: '5',
+      CORRAL_TIMEOUT: '16',
+    };
+    const config = run(['-w', '6', 'app:app'], env, file);
+    expect(config.settings.workers).toEqual({ value: 6, source: 'command line' });
+    expect(config.settings.timeout).toEqual({ value: 16, source: '$CORRAL_TIMEOUT' });
+    expect(config.settings.keepalive).toEqual({ value: 9, source: '$CORRAL_CMD_ARGS' });
+    expect(config.settings.graceful_timeout).toEqual({ value: 14, source: '$GUNICORN_CMD_ARGS' });
+    expect(config.settings.loglevel).toEqual({ value: 'debug', source: 'config file gunicorn.conf.py' });
+    expect(config.settings.backlog).toEqual({ value: 100, source: 'config file gunicorn.conf.py' });
+    expect(config.settings.max_requests).toEqual({ value: 0, source: 'default' });
+  });
+
+  it('reads WEB_CONCURRENCY, PORT and FORWARDED_ALLOW_IPS as defaults, below the config file', () => {
+    const env = { WEB_CONCURRENCY: '7', PORT: '5000', FORWARDED_ALLOW_IPS: '10.0.0.1' };
+    const config = run(['app:app'], env);
+    expect(config.settings.workers).toEqual({ value: 7, source: '$WEB_CONCURRENCY' });
+    expect(config.settings.bind).toEqual({ value: ['0.0.0.0:5000'], source: '$PORT' });
+    expect(config.uvicorn.forwarded_allow_ips).toBe('10.0.0.1');
+    expect(run(['app:app'], env, { settings: { workers: 2 } }).workers).toBe(2);
+  });
+
+  it('replaces a list from a lower source and adds up repeats within one', () => {
+    const config = run(['-b', '127.0.0.1:1', '-b', 'unix:/tmp/x.sock', 'app:app'], {}, { settings: { bind: '0.0.0.0:80' } });
+    expect(config.settings.bind!.value).toEqual(['127.0.0.1:1', 'unix:/tmp/x.sock']);
+  });
+
+  it('reads UVICORN_<NAME> below CORRAL_<OPTION>, and UVICORN_APP', () => {
+    const config = run([], { UVICORN_APP: 'main:app', UVICORN_HOST: '0.0.0.0', UVICORN_PORT: '9000', UVICORN_WORKERS: '3', CORRAL_WORKERS: '4', UVICORN_ACCESS_LOG: 'false', UVICORN_RELOAD_DIRS: 'src lib' });
+    expect(config.app).toBe('main:app');
+    expect(config.settings.bind!.value).toEqual(['0.0.0.0:9000']);
+    expect(config.workers).toBe(4);
+    expect(config.accessLog).toBe(false);
+    expect(config.reloadDirs).toEqual(['src', 'lib']);
+  });
+
+  it('finds the config file through -c, $CORRAL_CONFIG or GUNICORN_CMD_ARGS', () => {
+    expect(preliminarySettings(['-c', 'a.py', 'app:app'], { CORRAL_CONFIG: 'b.py' }).config).toBe('a.py');
+    expect(preliminarySettings(['app:app'], { CORRAL_CONFIG: 'b.py', GUNICORN_CMD_ARGS: '-c c.py' }).config).toBe('b.py');
+    expect(preliminarySettings(['app:app'], { GUNICORN_CMD_ARGS: '-c c.py --chdir /srv' })).toMatchObject({ config: 'c.py', chdir: '/srv' });
+    expect(preliminarySettings(['app:app'], {}).config).toBeUndefined();
+  });
+
+  it('warns about a CORRAL_ variable that looks like a misspelt option', () => {
+    expect(run(['app:app'], { CORRAL_WORKER: '3' }).notices.map((notice) => notice.msg)).toContain('$CORRAL_WORKER is not a corral variable and is ignored; did you mean $CORRAL_WORKERS?');
+  });
+});
+
+describe('uvicorn binds', () => {
+  it('turns --host/--port, --uds and --fd into one bind, as uvicorn picks it', () => {
+    expect(run(['--host', '::', '--port', '8080', 'app:app']).settings.bind!.value).toEqual(['[::]:8080']);
+    expect(run(['--port', '9000', 'app:app']).settings.bind!.value).toEqual(['127.0.0.1:9000']);
+    expect(run(['--uds', '/tmp/u.sock', '--host', '0.0.0.0', 'app:app']).settings.bind!.value).toEqual(['unix:/tmp/u.sock']);
+    expect(run(['--fd', '3', 'app:app']).binds).toEqual([{ kind: 'fd', fd: 3 }]);
+    expect(run(['-b', '127.0.0.1:1', '--port', '2', 'app:app']).settings.bind!.value).toEqual(['127.0.0.1:1', '127.0.0.1:2']);
+  });
+});
+
+describe('settings corral accepts but does differently, or cannot honour', () => {
+  it('says what it does instead of --preload and --worker-tmp-dir, and warns about --daemon and statsd', () => {
+    const notices = run(['--preload', '--worker-tmp-dir', '/dev/shm', '-D', '--statsd-host', 'localhost:8125', '--limit-request-line', '8190', 'app:app']).notices;
+    const levels = Object.fromEntries(notices.map((notice) => [notice.setting, notice.level]));
+    expect(levels).toMatchObject({ preload_app: 'info', worker_tmp_dir: 'info', daemon: 'warn', statsd_host: 'warn', limit_request_line: 'warn' });
+    expect(notices.find((notice) => notice.setting === 'daemon')!.msg).toContain('--daemon (command line) is not supported');
+  });
+
+  it('says nothing about settings left at their defaults', () => {
+    expect(run(['app:app']).notices).toEqual([]);
+  });
+
+  it('writes gunicorn\'s log files, and the control socket next to the pid file', () => {
+    const config = run(['--access-logfile', '/var/log/access.log', '--log-file', '-', '-p', '/run/app.pid', '--metrics-bind', '127.0.0.1:9100', 'app:app']);
+    expect(config).toMatchObject({ accessLogFile: '/var/log/access.log', errorLogFile: '-', controlSocket: '/run/app.control.sock', metricsBind: { host: '127.0.0.1', port: 9100 } });
+    expect(config.notices).toEqual([]);
+    expect(run(['-p', '/run/app.pid', '--no-control-socket', 'app:app']).controlSocket).toBeUndefined();
+    expect(run(['app:app'])).toMatchObject({ accessLogFile: undefined, errorLogFile: undefined, controlSocket: undefined, metricsBind: undefined });
+  });
+});
+
+describe('config files', () => {
+  it('names the setting meant by a misspelt name, and ignores helper variables', () => {
+    const config = run(['app:app'], {}, { settings: { preload: true, keep_alive: 5, work_class: 'x', cores: 4, host: '0.0.0.0', workers_per_core: 1, graceful_timeout_str: '120', use_loglevel: 'info' } });
+    const meant = config.notices.filter((notice) => notice.level === 'warn').map((notice) => notice.setting);
+    expect(meant.sort()).toEqual(['keepalive', 'preload_app', 'worker_class']);
+    expect(config.notices[0]!.msg).toContain('did you mean');
+  });
+
+  it('sorts hooks into worker-side ones it runs and master-side ones it names in a warning', () => {
+    const config = run(['app:app'], {}, { functions: { post_worker_init: { arity: 1 }, worker_exit: { arity: 2 }, when_ready: { arity: 1 }, on_starting: { arity: 1 }, helper: { arity: 0 } } });
+    expect(config.configFile).toEqual({ path: '/srv/gunicorn.conf.py', workerHooks: ['post_worker_init', 'worker_exit'], masterHooks: ['on_starting', 'when_ready'] });
+    expect(config.notices.find((notice) => notice.level === 'warn')!.msg).toContain('server hooks on_starting, when_ready in gunicorn.conf.py run in gunicorn\'s master; corral does not run them');
+    expect(config.settings.post_worker_init).toEqual({ value: 'gunicorn.conf.py:post_worker_init', source: 'config file gunicorn.conf.py' });
+  });
+
+  it('names a setting whose value cannot reach the workers', () => {
+    const config = run(['app:app'], {}, { unreadable: { chdir: "PosixPath('/srv')", my_helper: '<object>' } });
+    expect(config.notices.map((notice) => notice.msg)).toEqual([`gunicorn.conf.py: "chdir" = PosixPath('/srv') cannot be passed to the workers and is ignored`]);
+  });
+
+  it('takes the app from wsgi_app and uvicorn keyword names', () => {
+    const config = run([], {}, { settings: { wsgi_app: 'proj.asgi:application', timeout_keep_alive: 30, raw_env: ['A=1', 'B=x=y'] } });
+    expect(config.app).toBe('proj.asgi:application');
+    expect(config.uvicorn.timeout_keep_alive).toBe(30);
+    expect(config.rawEnv).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('--workers auto', () => {
+  it('uses the CPU limit and says what it found', () => {
+    const config = run(['-w', 'auto', 'app:app']);
+    expect(config.workers).toBe(3);
+    expect(config.notices[0]).toMatchObject({ level: 'info', setting: 'workers' });
+    expect(config.notices[0]!.msg).toContain('fake limit → 3 workers');
+    expect(run([], { WEB_CONCURRENCY: 'auto', UVICORN_APP: 'a:b' }).workers).toBe(3);
+  });
+});
+
+describe('actions', () => {
+  it('returns print-config with --json, check-config, help and version', () => {
+    expect(parseCommandLine(['--print-config', '--json', 'app:app'], {}).kind).toBe('print-config');
+    expect(parseCommandLine(['--check-config', 'app:app'], {}).kind).toBe('check-config');
+    expect(parseCommandLine(['--help'], {}).kind).toBe('help');
+    expect(parseCommandLine(['-v'], {}).kind).toBe('version');
+  });
+});
+
+// The core options' tests, kept from before the settings table, with its messages.
+function runOnly(argv: string[], env: NodeJS.ProcessEnv = {}): CorralConfig {
   const parsed = parseCommandLine(argv, env);
   if (parsed.kind !== 'run') throw new Error(`expected a run, got ${parsed.kind}`);
   return parsed.config;
@@ -10,7 +237,7 @@ function run(argv: string[], env: NodeJS.ProcessEnv = {}): CorralConfig {
 
 describe('parseCommandLine', () => {
   it('has gunicorn and uvicorn defaults', () => {
-    const config = run(['app.main:app']);
+    const config = runOnly(['app.main:app']);
     expect(config).toMatchObject({
       app: 'app.main:app',
       workers: 1,
@@ -25,7 +252,7 @@ describe('parseCommandLine', () => {
   });
 
   it('reads WEB_CONCURRENCY, PORT, VIRTUAL_ENV and FORWARDED_ALLOW_IPS', () => {
-    const config = run(['app:app'], { WEB_CONCURRENCY: '3', PORT: '5000', VIRTUAL_ENV: '/srv/venv', FORWARDED_ALLOW_IPS: '*' });
+    const config = runOnly(['app:app'], { WEB_CONCURRENCY: '3', PORT: '5000', VIRTUAL_ENV: '/srv/venv', FORWARDED_ALLOW_IPS: '*' });
     expect(config.workers).toBe(3);
     expect(config.binds).toEqual([{ kind: 'tcp', host: '0.0.0.0', port: 5000, family: 4 }]);
     expect(config.python).toBe('/srv/venv/bin/python');
@@ -33,14 +260,14 @@ describe('parseCommandLine', () => {
   });
 
   it('lets the command line win over the environment', () => {
-    const config = run(['-w', '2', '-b', '127.0.0.1:9000', '--python', '/usr/bin/python3', 'app:app'], { WEB_CONCURRENCY: '8', PORT: '5000' });
+    const config = runOnly(['-w', '2', '-b', '127.0.0.1:9000', '--python', '/usr/bin/python3', 'app:app'], { WEB_CONCURRENCY: '8', PORT: '5000' });
     expect(config.workers).toBe(2);
     expect(config.binds).toHaveLength(1);
     expect(config.python).toBe('/usr/bin/python3');
   });
 
   it('takes repeated binds and uvicorn pass-through options', () => {
-    const config = run([
+    const config = runOnly([
       '-b', '127.0.0.1:8000', '--bind', 'unix:/tmp/x.sock', '--keep-alive', '10', '--no-proxy-headers',
       '--root-path', '/api', '--limit-concurrency', '100', '--http', 'h11', '--loop', 'asyncio', '--ws', 'none',
       '--lifespan', 'off', '--ssl-keyfile', 'k.pem', '--ssl-certfile', 'c.pem', '--no-access-log', '--factory', 'app:create',
@@ -55,15 +282,17 @@ describe('parseCommandLine', () => {
   });
 
   it('takes the last value of a single-valued option given twice', () => {
-    expect(run(['-w', '2', '-w', '5', 'app:app']).workers).toBe(5);
+    expect(runOnly(['-w', '2', '-w', '5', 'app:app']).workers).toBe(5);
   });
 
-  it('parses sizes and recycling limits', () => {
-    const config = run(['--max-memory', '512M', '--max-requests', '1000', '--max-requests-jitter', '50', '--max-worker-lifetime', '3600', 'app:app']);
+  it('parses sizes and recycling limits, and a quarter of the workers as max-surge', () => {
+    const config = runOnly(['--max-memory', '512M', '--max-requests', '1000', '--max-requests-jitter', '50', '--max-worker-lifetime', '3600', 'app:app']);
     expect(config.maxMemory).toBe(512 * 1024 * 1024);
     expect(config.maxRequests).toBe(1000);
     expect(config.maxRequestsJitter).toBe(50);
     expect(config.maxWorkerLifetime).toBe(3600);
+    expect(runOnly(['-w', '9', 'app:app']).maxSurge).toBe(3);
+    expect(runOnly(['-w', '9', '--max-surge', '1', 'app:app']).maxSurge).toBe(1);
   });
 
   it('answers --help and --version', () => {
@@ -74,15 +303,16 @@ describe('parseCommandLine', () => {
   });
 
   it.each([
-    [['--bogus', 'app:app'], 'Unknown argument: bogus'],
+    [['--bogus', 'app:app'], 'unknown option --bogus'],
     [['app:app', 'other:app'], 'one APP expected'],
     [[], 'no APP given'],
     [['app'], 'expected module:attribute'],
     [['-w', '0', 'app:app'], '--workers "0": expected a whole number of 1 or more'],
     [['-w', 'many', 'app:app'], '--workers "many"'],
-    [['--graceful-timeout', '-1', 'app:app'], '--graceful-timeout -1'],
-    [['--loop', 'trio', 'app:app'], 'Invalid values'],
-    [['--max-memory', 'lots', 'app:app'], '--max-memory "lots"'],
+    [['--graceful-timeout', '-1', 'app:app'], '--graceful-timeout "-1": expected a number of 0 or more'],
+    [['--loop', 'trio', 'app:app'], '--loop "trio": expected one of auto, asyncio, uvloop'],
+    [['--max-memory', 'lots', 'app:app'], '--max-memory "lots": expected a size such as 512M, 2G or 0 for no limit'],
+    [['--memory-check-interval', '0', 'app:app'], '--memory-check-interval "0": expected a number greater than 0'],
     [['--umask', '999', 'app:app'], '--umask "999"'],
     [['-b', 'nowhere:port', 'app:app'], '--bind "nowhere:port"'],
   ])('rejects %j with a usage error: %s', (argv, message) => {
@@ -91,6 +321,6 @@ describe('parseCommandLine', () => {
   });
 
   it('rejects a bad WEB_CONCURRENCY by name', () => {
-    expect(() => parseCommandLine(['app:app'], { WEB_CONCURRENCY: 'x' })).toThrowError('--workers "x"');
+    expect(() => parseCommandLine(['app:app'], { WEB_CONCURRENCY: 'x' })).toThrowError('$WEB_CONCURRENCY "x": expected a whole number of 1 or more, or auto');
   });
 });
