@@ -39,8 +39,8 @@ describe('reload options', () => {
 
   it('reject a negative delay and empty values with the option named', () => {
     expect(() => config(['--reload-delay', '-1', 'app:app'])).toThrow(UsageError);
-    expect(() => config(['--reload-delay', '-1', 'app:app'])).toThrow(/--reload-delay -1/);
-    expect(() => config(['--reload-include', '', 'app:app'])).toThrow(/--reload-include "": expected a glob/);
+    expect(() => config(['--reload-delay', '-1', 'app:app'])).toThrow('--reload-delay "-1": expected a number of 0 or more');
+    expect(() => config(['--reload-include', '', 'app:app'])).toThrow('--reload-include "": expected a value that is not empty');
   });
 
   it('a reload directory that does not exist is a usage error', () => {
