@@ -320,11 +320,6 @@ function printNotices(config: CorralConfig): void {
   for (const notice of config.notices) process.stderr.write(`corral: ${notice.level === 'warn' ? 'warning' : 'note'}: ${notice.msg}\n`);
 }
 
-/** Settings parsed here whose behaviour lives in a part of corral not merged into this build yet. */
-function notYetBuilt(config: CorralConfig): string[] {
-  return config.reload ? ['--reload'] : [];
-}
-
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   if (isControlCommand(argv[0])) return runControlCommand(argv);
@@ -378,7 +373,6 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     if (notice.level === 'warn') output.logger.warn(fields, notice.msg);
     else output.logger.info(fields, notice.msg);
   }
-  for (const feature of notYetBuilt(config)) output.logger.warn(`${feature}: not implemented in this build of corral; ignored`);
   if (config.procName) process.title = config.procName;
   try {
     return await serve(config, load, output, startCwd);
