@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { MAX_REQUEST_BYTES, parseControlRequest, type ControlReply, type ControlRequest } from './control-protocol.js';
 import { CorralError, ExitCode } from './exit-codes.js';
+import { clearStaleUnixSocket } from './unix-socket-path.js';
 import type { StatusReport } from './status.js';
 
 /** What the control socket can ask of the master: the same effects as its signals. */
@@ -13,32 +14,15 @@ export interface ControlTarget {
   stop(mode: 'graceful' | 'quick'): void;
 }
 
-function canConnect(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
-
 /** Removes a socket file left by a corral that died, refusing to touch a live one or a non-socket. */
 async function removeStale(path: string): Promise<void> {
-  let stat: fs.Stats;
-  try {
-    stat = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!stat.isSocket()) {
+  const state = await clearStaleUnixSocket(path);
+  if (state === 'not-a-socket') {
     throw new CorralError(`--control-socket ${path}: the path exists and is not a socket; remove it or choose another path`, ExitCode.runtime);
   }
-  if (await canConnect(path)) {
+  if (state === 'live') {
     throw new CorralError(`--control-socket ${path}: another corral is listening there; stop it first, or pass another --control-socket`, ExitCode.runtime);
   }
-  fs.unlinkSync(path);
 }
 
 /**

@@ -5,6 +5,7 @@ import path from 'node:path';
 import util from 'node:util';
 import { describeBind, type BindSpec } from './bind.js';
 import { CorralError, ExitCode } from './exit-codes.js';
+import { clearStaleUnixSocket } from './unix-socket-path.js';
 
 /** A socket bound by the master and held for its whole life; workers inherit `fd`. */
 export interface Listener {
@@ -86,33 +87,18 @@ async function bindTcp(spec: Extract<BindSpec, { kind: 'tcp' }>, create: CreateS
   return { spec: bound, fd: handle.fd, address: describeBind(bound), close: () => handle.close() };
 }
 
-function connects(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-}
-
 async function bindUnix(
   spec: Extract<BindSpec, { kind: 'unix' }>,
   create: CreateServerHandle,
   mode: number,
   owner: SocketOwner | undefined,
 ): Promise<Listener> {
-  const stat = fs.statSync(spec.path, { throwIfNoEntry: false });
-  if (stat) {
-    if (!stat.isSocket()) {
-      throw new CorralError(`cannot bind unix:${spec.path}: a file that is not a socket is in the way`, ExitCode.runtime);
-    }
-    // Remove a stale socket only when nothing answers on it.
-    if (await connects(spec.path)) {
-      throw new CorralError(`cannot bind unix:${spec.path}: another server is listening on it`, ExitCode.runtime);
-    }
-    fs.unlinkSync(spec.path);
+  const state = await clearStaleUnixSocket(spec.path);
+  if (state === 'not-a-socket') {
+    throw new CorralError(`cannot bind unix:${spec.path}: a file that is not a socket is in the way`, ExitCode.runtime);
+  }
+  if (state === 'live') {
+    throw new CorralError(`cannot bind unix:${spec.path}: another server is listening on it`, ExitCode.runtime);
   }
   // libuv reports a missing directory as EACCES, so look first.
   const directory = path.dirname(path.resolve(spec.path));
