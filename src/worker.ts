@@ -110,8 +110,8 @@ const CONTROL_FD = 3;
 let spawnedWorkers = 0;
 const QUICK_STOP_KILL_MS = 2_000;
 
-/** A real worker: the Python worker entry in a child process. */
-export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker {
+/** The state every worker keeps, whatever runs it: the arbiter reads it; the arbiter's tests share it. */
+export abstract class WorkerRecord extends EventEmitter<WorkerEvents> implements Worker {
   slot: number;
   generation: number;
   role: WorkerRole;
@@ -124,14 +124,36 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
   stopReason: StopReason | undefined;
   bootError: BootError | undefined;
   usage: ResourceUsage | undefined;
-  private readonly child: ChildProcess;
-  private killTimer: NodeJS.Timeout | undefined;
+  abstract readonly pid: number | undefined;
 
-  constructor(spec: WorkerSpawnSpec, options: ProcessWorkerOptions) {
+  constructor(spec: WorkerSpawnSpec) {
     super();
     this.slot = spec.slot;
     this.generation = spec.generation;
     this.role = spec.role;
+  }
+
+  /** booting → ready, once. */
+  protected markReady(): boolean {
+    if (this.state !== 'booting') return false;
+    this.state = 'ready';
+    this.readyAt = Date.now();
+    this.lastHeartbeatAt = this.readyAt;
+    this.emit('ready');
+    return true;
+  }
+
+  abstract stop(reason: StopReason, mode: StopMode): void;
+  abstract abort(reason: StopReason, graceMs: number): void;
+}
+
+/** A real worker: the Python worker entry in a child process. */
+export class ProcessWorker extends WorkerRecord {
+  private readonly child: ChildProcess;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(spec: WorkerSpawnSpec, options: ProcessWorkerOptions) {
+    super(spec);
     const listenFds = options.listenerFds.map((_fd, index) => CONTROL_FD + 1 + index);
     const settings = {
       ...options.settings,
@@ -178,11 +200,7 @@ export class ProcessWorker extends EventEmitter<WorkerEvents> implements Worker 
     }
     switch (message.type) {
       case 'ready':
-        if (this.state !== 'booting') return;
-        this.state = 'ready';
-        this.readyAt = Date.now();
-        this.lastHeartbeatAt = this.readyAt;
-        this.emit('ready');
+        this.markReady();
         return;
       case 'heartbeat':
         this.lastHeartbeatAt = Date.now();

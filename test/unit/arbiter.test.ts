@@ -1,40 +1,16 @@
-import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Arbiter, type ArbiterSettings } from '../../src/arbiter.js';
-import type { ResourceUsage } from '../../src/resources.js';
-import type { BootError, StopMode, StopReason, Worker, WorkerEvents, WorkerRole, WorkerSpawnSpec, WorkerState } from '../../src/worker.js';
+import { WorkerRecord, type StopMode, type StopReason } from '../../src/worker.js';
 
 /** A worker the test drives by hand: it becomes ready or exits when told to. */
-class FakeWorker extends EventEmitter<WorkerEvents> implements Worker {
+class FakeWorker extends WorkerRecord {
   static nextPid = 1000;
   readonly pid = FakeWorker.nextPid++;
-  readonly slot: number;
-  readonly generation: number;
-  readonly role: WorkerRole;
-  readonly startedAt = Date.now();
-  state: WorkerState = 'booting';
-  readyAt: number | undefined;
-  lastHeartbeatAt = Date.now();
-  requests = 0;
-  connections = 0;
-  stopReason: StopReason | undefined;
-  bootError: BootError | undefined;
-  usage: ResourceUsage | undefined;
   readonly signals: string[] = [];
 
-  constructor(spec: WorkerSpawnSpec) {
-    super();
-    this.slot = spec.slot;
-    this.generation = spec.generation;
-    this.role = spec.role;
-  }
-
   becomeReady(): void {
-    this.state = 'ready';
-    this.readyAt = Date.now();
-    this.lastHeartbeatAt = this.readyAt;
-    this.emit('ready');
+    this.markReady();
   }
 
   heartbeat(): void {
