@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAllGroups } from './lib/proc.js';
 import { describeMachine } from './machine.js';
+import { snapshot, type Snapshot } from './snapshot.js';
 import {
   SCENARIO_IDS,
   checkGoals,
@@ -35,8 +36,9 @@ const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>
 ];
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
-                        [--workers N[,...]] [--rounds N] [--corral DIR] [--out NAME] [--keep-logs]
+                        [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--out NAME] [--keep-logs]
   --corral DIR measures the corral of another checkout (a worktree), with this checkout's anchors
+  --snapshot   measures corral as committed at HEAD (exported and built in a temp dir), not the work tree
   --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
   servers:   ${SERVER_NAMES.join(', ')}`;
@@ -64,6 +66,7 @@ async function main(): Promise<number> {
       'keep-logs': { type: 'boolean', default: false },
       workers: { type: 'string' },
       corral: { type: 'string' },
+      snapshot: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -108,7 +111,17 @@ async function main(): Promise<number> {
     settings.killRepeats = n;
     settings.hupRounds = () => n;
   }
+  if (values.corral !== undefined && values.snapshot) {
+    console.error('bench: --corral and --snapshot exclude each other');
+    return 2;
+  }
   if (values.corral !== undefined) setCorralRoot(resolve(values.corral));
+  let snap: Snapshot | undefined;
+  if (values.snapshot) {
+    process.stderr.write('bench: exporting and building corral at HEAD\n');
+    snap = snapshot();
+    setCorralRoot(snap.dir);
+  }
   const partial =
     values.corral !== undefined ||
     only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
@@ -140,10 +153,13 @@ async function main(): Promise<number> {
   } finally {
     killAllGroups();
     if (!values['keep-logs']) rmSync(workDir, { recursive: true, force: true });
+    snap?.remove();
   }
+  const machine = describeMachine();
+  if (snap) machine.commit = `${snap.commit} (as committed)`;
   const report: BenchReport = {
     mode,
-    machine: describeMachine(),
+    machine,
     settings: {
       ...ctx.settings,
       hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
