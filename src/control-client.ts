@@ -5,12 +5,7 @@ import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-co
 import { controlSocketForPidFile } from './observability-options.js';
 import { formatStatusTable, type StatusReport } from './status.js';
 
-export const CONTROL_COMMANDS = ['status', 'reload', 'scale', 'stop'] as const;
-type ControlCommand = (typeof CONTROL_COMMANDS)[number];
-
-export function isControlCommand(word: string | undefined): word is ControlCommand {
-  return (CONTROL_COMMANDS as readonly string[]).includes(word ?? '');
-}
+import type { ControlCommand } from './control-commands.js';
 
 interface ClientInvocation {
   socket: string;

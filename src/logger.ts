@@ -1,6 +1,12 @@
 import pino, { type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import type { LogFormat, LogLevel } from './options.js';
+
+/** pino-pretty, loaded only for a terminal: JSON output (containers, services) never pays for it. */
+function loadPinoPretty(): typeof PinoPretty {
+  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+}
 
 const PINO_LEVEL: Record<LogLevel, pino.Level> = {
   critical: 'fatal',
@@ -58,7 +64,7 @@ function openSink(target: Target, format: LogFormat): Sink & { stream: pino.Dest
   const file = 'path' in target ? pino.destination({ dest: target.path, sync: true, append: true, mkdir: true }) : undefined;
   const fd = 'fd' in target ? target.fd : undefined;
   const output: pino.DestinationStream = usePretty(format, isTerminal(target))
-    ? pinoPretty({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname', singleLine: true })
+    ? loadPinoPretty()({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname', singleLine: true })
     : (file ?? pino.destination({ dest: fd, sync: true }));
   // Lines written in one turn of the event loop (all the lines of a worker's pipe read, say) go
   // out in one write: under load, a write per access record is most of the master's CPU.

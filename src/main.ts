@@ -7,7 +7,7 @@ import { checkAppImports } from './check-config.js';
 import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
 import { readCpuLimit } from './cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
-import { isControlCommand, runControlCommand } from './control-client.js';
+import { isControlCommand } from './control-commands.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
@@ -73,10 +73,10 @@ export function recyclingSettings(config: CorralConfig): RecyclingSettings {
   };
 }
 
-/** How often a worker reports: often enough that a quarter of the timeout spans several beats. */
+/** How often a worker reports: six beats per timeout, and no more than one each 5 s (the master's idle CPU). */
 export function heartbeatInterval(timeoutSeconds: number): number {
-  if (timeoutSeconds <= 0) return 2;
-  return Math.min(2, Math.max(0.1, timeoutSeconds / 5));
+  if (timeoutSeconds <= 0) return 5;
+  return Math.min(5, Math.max(0.1, timeoutSeconds / 6));
 }
 
 function workerSettings(config: CorralConfig): Record<string, unknown> {
@@ -322,7 +322,8 @@ function printNotices(config: CorralConfig): void {
 
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
-  if (isControlCommand(argv[0])) return runControlCommand(argv);
+  // The client (and yargs) load only for a subcommand: a running master never needs them.
+  if (isControlCommand(argv[0])) return (await import('./control-client.js')).runControlCommand(argv);
   let config: CorralConfig;
   // Before any --chdir: USR2 starts the next master from here, and HUP re-reads relative to it.
   const startCwd = process.cwd();

@@ -2,7 +2,6 @@ import type { Arbiter } from './arbiter.js';
 import { ControlServer } from './control-socket.js';
 import { HttpEndpoints } from './http-endpoints.js';
 import type { LogOutput } from './logger.js';
-import { CorralMetrics } from './metrics.js';
 import type { CorralConfig } from './options.js';
 import { RestartLedger } from './restart-ledger.js';
 import { collectStatus } from './status.js';
@@ -43,6 +42,8 @@ export async function startObservability(
 
   try {
     if (config.metricsBind) {
+      // prom-client loads only when metrics are on: it costs the master about 10 MiB.
+      const { CorralMetrics } = await import('./metrics.js');
       const metrics = new CorralMetrics(arbiter, ledger);
       const endpoints = await HttpEndpoints.listen(config.metricsBind, {
         metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),

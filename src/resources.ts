@@ -12,8 +12,8 @@ export interface ResourceUsage {
   sampledAt: number;
 }
 
-/** Parent pid of every live process, read from /proc. */
-async function parentMap(): Promise<Map<number, number[]>> {
+/** Children of every live process, from a walk of all /proc: the fallback for kernels without `children` files. */
+async function childrenByWalk(): Promise<Map<number, number[]>> {
   const children = new Map<number, number[]>();
   const entries = await readdir('/proc').catch(() => [] as string[]);
   await Promise.all(
@@ -34,21 +34,57 @@ async function parentMap(): Promise<Map<number, number[]>> {
   return children;
 }
 
-function descendantsOf(pid: number, children: Map<number, number[]>): number[] {
-  const tree = [pid];
-  for (let index = 0; index < tree.length; index += 1) tree.push(...(children.get(tree[index]!) ?? []));
-  return tree;
+/** A process's children from /proc/PID/task/TID/children (any thread may have forked); undefined where the kernel lacks those files. */
+async function childrenOf(pid: number): Promise<number[] | undefined> {
+  let threads: string[];
+  try {
+    threads = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (const thread of threads) {
+    try {
+      const text = await readFile(`/proc/${pid}/task/${thread}/children`, 'utf8');
+      for (const word of text.split(' ')) if (word.trim() !== '') found.push(Number(word));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && thread === String(pid)) return undefined;
+    }
+  }
+  return found;
 }
 
 /**
- * Samples CPU and memory of process trees. One /proc walk per sample serves every worker;
- * pidusage reads each process's figures.
+ * Every process of each tree. Reads only the workers' own /proc entries (a worker seldom has
+ * children) and walks all of /proc only on kernels without `children` files: this runs every few
+ * seconds for every worker, and the master's idle CPU is a goal.
+ */
+export async function processTrees(roots: readonly number[]): Promise<Map<number, number[]>> {
+  const trees = new Map<number, number[]>();
+  let walked: Map<number, number[]> | undefined;
+  for (const root of roots) {
+    const tree = [root];
+    for (let index = 0; index < tree.length; index += 1) {
+      const pid = tree[index]!;
+      let children = walked ? walked.get(pid) ?? [] : await childrenOf(pid);
+      if (children === undefined) {
+        walked = await childrenByWalk();
+        children = walked.get(pid) ?? [];
+      }
+      tree.push(...children);
+    }
+    trees.set(root, tree);
+  }
+  return trees;
+}
+
+/**
+ * Samples CPU and memory of process trees; pidusage reads each process's figures.
  */
 export async function sampleTrees(roots: readonly number[]): Promise<Map<number, ResourceUsage>> {
   const result = new Map<number, ResourceUsage>();
   if (roots.length === 0) return result;
-  const children = await parentMap();
-  const trees = new Map(roots.map((root) => [root, descendantsOf(root, children)]));
+  const trees = await processTrees(roots);
   const all = [...new Set([...trees.values()].flat())];
   let stats: Record<string, Status>;
   try {
