@@ -13,6 +13,14 @@ import { watchSources, type ChangeKind, type SourceWatcher } from './watcher.js'
 /** Seconds an old worker gets to finish its requests after a reload: an open stream must not hold the swap up. */
 export const RELOAD_DRAIN_SECONDS = 3;
 
+/**
+ * corral's own modules in a worker: the entry script and the corral_runtime package. Every worker
+ * imports them before the app, so a standby has them already; they are not the app's dependencies.
+ */
+export function isCorralModule(name: string): boolean {
+  return name === 'corral_worker' || name === 'corral_runtime' || name.startsWith('corral_runtime.');
+}
+
 /** Starts a worker process with these extra settings for the worker entry. */
 export type MakeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown>) => ProcessWorker;
 
@@ -146,7 +154,7 @@ export class DevReloader {
   /** Every module the worker imported from outside the watched code: what the next standby preloads. */
   private learnModules(modules: Record<string, string>): void {
     const preload = Object.entries(modules)
-      .filter(([name, file]) => name !== 'corral_worker' && !this.rules.isInWatchedTree(file))
+      .filter(([name, file]) => !isCorralModule(name) && !this.rules.isInWatchedTree(file))
       .map(([name]) => name);
     this.pool.setPreload(preload);
   }

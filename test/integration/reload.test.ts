@@ -108,6 +108,7 @@ describe('--reload', () => {
     // The traceback starts at the app's code, not in the import machinery.
     expect(String(failure.traceback)).toContain('def broken(:');
     expect(String(failure.traceback)).not.toContain('corral_worker.py');
+    expect(String(failure.traceback)).not.toContain('corral_runtime');
     expect((await get({ port })).body).toMatch(/^one /);
     project.write('pkg/main.py', mainModule('three'));
     await waitForMessage(port, 'three');

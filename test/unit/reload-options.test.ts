@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/exit-codes.js';
 import { parseCommandLine, type CorralConfig } from '../../src/options.js';
-import { applyReloadMode, RELOAD_DRAIN_SECONDS, watchRulesOf } from '../../src/reload/dev-reloader.js';
+import { applyReloadMode, isCorralModule, RELOAD_DRAIN_SECONDS, watchRulesOf } from '../../src/reload/dev-reloader.js';
 
 function config(argv: string[]): CorralConfig {
   const parsed = parseCommandLine(argv, {});
@@ -54,5 +54,10 @@ describe('reload options', () => {
     expect(c.gracefulTimeout).toBe(RELOAD_DRAIN_SECONDS);
     expect(applyReloadMode(config(['--reload', '--graceful-timeout', '1', 'app:app'])).gracefulTimeout).toBe(1);
     expect(applyReloadMode(config(['-w', '3', 'app:app'])).maxSurge).toBe(1);
+  });
+
+  it('a standby does not preload corral’s own worker modules', () => {
+    for (const name of ['corral_worker', 'corral_runtime', 'corral_runtime.main', 'corral_runtime.settings']) expect(isCorralModule(name)).toBe(true);
+    for (const name of ['fastapi', 'corral_runtimes', 'app.corral_runtime', 'corral_worker_utils']) expect(isCorralModule(name)).toBe(false);
   });
 });

@@ -1,0 +1,77 @@
+"""The control channel to the master: line-delimited JSON both ways over an inherited socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Any
+
+from .settings import SETTINGS
+
+
+class ControlChannel:
+    """The line-delimited JSON link to the master. Writes are small and rare, so they block."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+
+    def send(self, message_type: str, **fields: Any) -> None:
+        if self.fd is None:
+            return
+        data = (json.dumps({"type": message_type, **fields}, default=str, separators=(",", ":")) + "\n").encode()
+        with self.lock:
+            try:
+                while data:
+                    written = os.write(self.fd, data)
+                    data = data[written:]
+            except OSError:
+                # The master is gone; the EOF watcher ends this process.
+                pass
+
+    def watch_for_master_exit(self) -> None:
+        """Read the channel until EOF: the master has exited, so this worker must not linger."""
+        if self.fd is None:
+            return
+
+        def wait_for_eof() -> None:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 4096)  # type: ignore[arg-type]
+                except InterruptedError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    os._exit(0)
+
+        threading.Thread(target=wait_for_eof, name="corral-master-watch", daemon=True).start()
+
+
+CONTROL = ControlChannel(int(SETTINGS["control_fd"]) if "control_fd" in SETTINGS else None)
+
+
+class MasterMessages:
+    """Reads the master's JSON lines from the control channel; EOF means the master is gone."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+
+    def next(self, expected_type: str) -> dict[str, Any]:
+        while True:
+            while b"\n" not in self.buffer:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    os._exit(0)
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            message: dict[str, Any] = json.loads(line)
+            if message.get("type") == expected_type:
+                return message

@@ -1,0 +1,74 @@
+"""Reload mode: the modules report for the master, and the warm standby that preloads them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+import warnings
+
+from . import settings
+from .channel import CONTROL, MasterMessages
+from .loading import add_app_dir_to_path
+from .settings import SETTINGS
+
+
+def report_modules() -> None:
+    """Reload mode: tell the master which modules this worker imported, so a standby can preload them."""
+    modules: dict[str, str] = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and name not in ("__main__", "__mp_main__"):
+            modules[name] = file
+    CONTROL.send("modules", modules=modules)
+
+
+def sys_path_mtimes() -> dict[str, str]:
+    """The modification times of the import path's directories: installing a package changes one."""
+    mtimes: dict[str, str] = {}
+    for entry in sys.path:
+        directory = os.path.abspath(entry or ".")
+        try:
+            if os.path.isdir(directory):
+                mtimes[directory] = str(os.stat(directory).st_mtime_ns)
+        except OSError:
+            continue
+    return mtimes
+
+
+def wait_as_standby() -> None:
+    """Reload mode's warm standby: import what the app needs from outside its own code, then wait.
+
+    The path mtimes are taken before the imports, so a package installed meanwhile shows as a change.
+    """
+    # A standby has nothing to drain: any stop signal ends it at once and quietly.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(stop_signal, lambda _sig, _frame: os._exit(0))
+    if CONTROL.fd is None:
+        return
+    # The module list comes over the channel: as an environment variable it could pass the kernel's limit.
+    messages = MasterMessages(CONTROL.fd)
+    preload: list[str] = list(messages.next("preload").get("modules", []))
+    add_app_dir_to_path()
+    mtimes = sys_path_mtimes()
+    started = time.monotonic()
+    imported = 0
+    # The worker that listed these modules has shown their import warnings already; on each reload they are noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in preload:
+            try:
+                __import__(name)
+                imported += 1
+            except BaseException:  # noqa: BLE001 - a module that will not preload is imported by the app later, or not at all
+                continue
+    logging.getLogger("corral.worker").debug(
+        "standby preloaded %d modules in %.3f s", imported, time.monotonic() - started
+    )
+    CONTROL.send("standby", paths=mtimes)
+    go = messages.next("go")
+    # Rebinds the module's global, which the log records and the hooks' worker read from then on.
+    settings.SLOT = int(go.get("slot", 0))
+    SETTINGS["slot"] = settings.SLOT
