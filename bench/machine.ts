@@ -1,6 +1,6 @@
 // The machine a run was taken on: cores, CPU model, memory, kernel, Node/Python and server versions.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { MachineInfo } from './report.js';
@@ -40,7 +40,8 @@ export function describeMachine(): MachineInfo {
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? '?';
   let corralVersion = '?';
   try {
-    corralVersion = (JSON.parse(readFileSync(join(getCorralRoot(), 'package.json'), 'utf8')) as { version?: string }).version ?? '?';
+    const pkg = [join(getCorralRoot(), 'package.json'), join(ROOT, 'package.json')].find((p) => existsSync(p))!;
+    corralVersion = (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? '?';
   } catch {
     // keep '?'
   }

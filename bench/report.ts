@@ -120,6 +120,7 @@ export function formatNumber(value: number, digits: number): string {
 
 /** value / base as "0.98×"; undefined when there is no meaningful ratio. */
 export function ratio(value: number | undefined, base: number | undefined): number | undefined {
+  // (callers that know a figure is only a lower bound do not ask for its ratio)
   if (value === undefined || base === undefined || !Number.isFinite(value) || !Number.isFinite(base)) return undefined;
   if (base === 0) return undefined;
   return value / base;
@@ -144,10 +145,15 @@ export function formatCell(row: ResultRow, metric: MetricDef, rows: ResultRow[])
   if (metric.text) return row.info?.[metric.key] ?? '—';
   const v = row.metrics[metric.key];
   if (v === undefined) return '—';
+  // a measurement that hit its bound: the figure is a lower bound, and no ratio is given
+  if (row.metrics[`${metric.key}Exceeded`]) return `> ${formatNumber(v, metric.digits)}`;
   const text = formatNumber(v, metric.digits);
   if (!metric.better || row.server === BASELINE) return text;
-  const r = ratio(v, baselineOf(row, rows)?.metrics[metric.key]);
-  return r === undefined ? text : `${text} (${formatRatio(r)})`;
+  const base = baselineOf(row, rows);
+  const r = ratio(v, base?.metrics[metric.key]);
+  if (r === undefined) return text;
+  // the baseline's figure is only a lower bound: the true ratio is below this one
+  return base?.metrics[`${metric.key}Exceeded`] ? `${text} (< ${formatRatio(r)})` : `${text} (${formatRatio(r)})`;
 }
 
 const escapeCell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
@@ -178,7 +184,8 @@ export function scenarioTable(scenario: ScenarioId, rows: ResultRow[]): string {
   const withVariant = mine.some((r) => r.variant !== '');
   const keys = ['app', 'workers', ...(withVariant ? ['variant'] : []), 'server'];
   const head = [...keys, ...metrics.map((m) => m.label)];
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < keys.length ? '---' : '---:')).join('|')}|`];
+  const align = [...keys.map(() => '---'), ...metrics.map((m) => (m.text ? '---' : '---:'))];
+  const lines = [`| ${head.join(' | ')} |`, `|${align.join('|')}|`];
   for (const r of mine) {
     let cells: string[];
     if (r.status === 'ok') cells = metrics.map((m) => formatCell(r, m, rows));
@@ -316,8 +323,15 @@ export function summaryTable(rows: ResultRow[]): string {
     const hupOk = hups.filter((r) => r.status === 'ok');
     const failed = hupOk.reduce((a, r) => a + (r.metrics.failed ?? 0), 0);
     const slowest = hupOk.length ? Math.max(...hupOk.map((r) => r.metrics.replacedS ?? 0)) : undefined;
+    const bad = hups.length - hupOk.length;
     const hupText = (v: string): string =>
-      hups.length === 0 ? '—' : hupOk.length === 0 ? (hups[0]!.status === 'unsupported' ? 'not supported' : 'error') : `${v}${hupOk.length < hups.length ? ` (${hups.length - hupOk.length} errors)` : ''}`;
+      hups.length === 0
+        ? '—'
+        : hupOk.length === 0
+          ? hups[0]!.status === 'unsupported'
+            ? 'not supported'
+            : 'error'
+          : `${v}${bad ? ` (+ ${bad} ${bad === 1 ? 'run' : 'runs'} in error)` : ''}`;
     const slowRow = hupOk.find((r) => r.metrics.replacedS === slowest);
     lines.push(
       `| ${[
@@ -327,7 +341,11 @@ export function summaryTable(rows: ResultRow[]): string {
         cell(find(s, 'launch', same('launch')), 'first200S', 2, ' s'),
         cell(find(s, 'kill', same('kill')), 'answerS', 2, ' s'),
         hupText(formatNumber(failed, 0)),
-        hupText(slowest === undefined ? '—' : `${formatNumber(slowest, 1)} s${slowRow ? ` (${slowRow.workers}w)` : ''}`),
+        hupText(
+          slowest === undefined
+            ? '—'
+            : `${slowRow?.metrics.replacedSExceeded ? '> ' : ''}${formatNumber(slowest, 1)} s${slowRow ? ` (${slowRow.app} ${slowRow.workers}w)` : ''}`,
+        ),
         cell(find(s, 'reload', same('reload')), 'medianS', 2, ' s'),
         cell(find(s, 'memory', same('memory')), 'masterRssMiB', 0, ' MiB'),
         cell(find(s, 'idle', same('idle')), 'masterCpuPct', 2, ' %'),
@@ -378,6 +396,15 @@ export function renderMarkdown(rep: BenchReport): string {
     `The whole run took ${formatNumber(rep.durationS / 60, 1)} min. Ratios are against \`uvicorn --workers\` ` +
     `with the same app and worker count; the load generator runs on the same cores as the servers.`);
   parts.push('');
+  const merged = Array.isArray(rep.settings.merged) ? (rep.settings.merged as Array<MergeNote & { changedSettings?: Record<string, unknown> }>) : [];
+  for (const m of merged) {
+    const changed = Object.entries(m.changedSettings ?? {}).map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
+    parts.push(
+      `Re-measured on ${m.date} (corral \`${m.commit}\`) and merged in: ${m.rows.join('; ')}` +
+        (changed.length ? ` (with ${changed.join(', ')})` : '') + '.',
+    );
+    parts.push('');
+  }
   const goals = checkGoals(rep.rows);
   parts.push('## Summary');
   parts.push('');
@@ -585,6 +612,45 @@ export function renderSvg(rep: BenchReport): string {
     '</svg>',
     '',
   ].join('\n');
+}
+
+export interface MergeNote {
+  date: string;
+  commit: string;
+  rows: string[];
+}
+
+/** `previous` with the rows of `update` in place of those of the same configuration and server;
+ *  the settings keep a list of what was re-measured when. */
+export function mergeReports(previous: BenchReport, update: BenchReport): BenchReport {
+  const key = (r: ResultRow): string => `${configKey(r)}|${r.server}`;
+  const replaced = new Set(update.rows.map(key));
+  const rows = previous.rows.map((r) => (replaced.has(key(r)) ? update.rows.find((u) => key(u) === key(r))! : r));
+  for (const u of update.rows) if (!previous.rows.some((r) => key(r) === key(u))) rows.push(u);
+  const merged = Array.isArray(previous.settings.merged) ? (previous.settings.merged as MergeNote[]) : [];
+  const note: MergeNote = {
+    date: update.machine.date,
+    commit: update.machine.commit,
+    rows: update.rows.map((r) => `${r.scenario} ${r.app} ${r.workers}w ${r.variant} ${r.server}`.replace(/\s+/g, ' ')),
+  };
+  // settings that differ, apart from those that only select what was re-measured
+  const selecting = ['servers', 'apps', 'merged', 'rounds', 'launchRepeats', 'killRepeats', 'hupRoundsText'];
+  const changed = Object.keys(update.settings).filter(
+    (k) =>
+      JSON.stringify(update.settings[k]) !== JSON.stringify(previous.settings[k]) &&
+      !selecting.includes(k) &&
+      !k.endsWith('Workers'),
+  );
+  // machine facts the first run could not read ('?') are filled in from the re-measurement's
+  const versions = { ...previous.machine.versions };
+  for (const [k, v] of Object.entries(update.machine.versions)) if (versions[k] === '?' && v !== '?') versions[k] = v;
+  return {
+    ...previous,
+    machine: { ...previous.machine, versions },
+    durationS: previous.durationS + update.durationS,
+    settings: { ...previous.settings, merged: [...merged, { ...note, changedSettings: Object.fromEntries(changed.map((k) => [k, update.settings[k]])) }] },
+    rows,
+  };
 }
 
 export function writeReport(rep: BenchReport, dir: string, base: string): string[] {

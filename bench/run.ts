@@ -10,6 +10,7 @@ import { snapshot, type Snapshot } from './snapshot.js';
 import {
   SCENARIO_IDS,
   checkGoals,
+  mergeReports,
   renderReadmeSection,
   replaceReadmeSection,
   writeReport,
@@ -17,7 +18,7 @@ import {
   type ScenarioId,
 } from './report.js';
 import { FULL, QUICK, type AppDef, type Ctx } from './scenarios/common.js';
-import { hup } from './scenarios/hup.js';
+import { HUP_REPLACE_BOUND, hup } from './scenarios/hup.js';
 import { idle } from './scenarios/idle.js';
 import { kill } from './scenarios/kill.js';
 import { launch } from './scenarios/launch.js';
@@ -36,9 +37,11 @@ const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>
 ];
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
-                        [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--out NAME] [--keep-logs]
+                        [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--merge] [--out NAME] [--keep-logs]
   --corral DIR measures the corral of another checkout (a worktree), with this checkout's anchors
   --snapshot   measures corral as committed at HEAD (exported and built in a temp dir), not the work tree
+  --merge      re-measures rows into bench/results/OUT.json: rows of the same configuration and server
+               are replaced, the others kept, and the report lists what was re-measured when
   --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
   servers:   ${SERVER_NAMES.join(', ')}`;
@@ -67,6 +70,7 @@ async function main(): Promise<number> {
       workers: { type: 'string' },
       corral: { type: 'string' },
       snapshot: { type: 'boolean', default: false },
+      merge: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -145,23 +149,26 @@ async function main(): Promise<number> {
     if (why) ctx.log(`note: ${s} cannot run (${why}); its rows will be errors`);
   }
   ctx.log(`mode ${mode}; servers ${servers.join(', ')}; apps ${appNames.join(', ')}; logs in ${workDir}`);
+  let machine: ReturnType<typeof describeMachine> | undefined;
   try {
     for (const [id, fn] of RUNNERS) {
       if (only && !only.includes(id)) continue;
       await fn(ctx);
     }
+    machine = describeMachine();
   } finally {
     killAllGroups();
     if (!values['keep-logs']) rmSync(workDir, { recursive: true, force: true });
     snap?.remove();
   }
-  const machine = describeMachine();
+  machine ??= describeMachine();
   if (snap) machine.commit = `${snap.commit} (as committed)`;
-  const report: BenchReport = {
+  let report: BenchReport = {
     mode,
     machine,
     settings: {
       ...ctx.settings,
+      hupReplaceBound: HUP_REPLACE_BOUND,
       hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
       servers,
       apps: appNames,
@@ -169,9 +176,19 @@ async function main(): Promise<number> {
     durationS: (performance.now() - t0) / 1000,
     rows: ctx.rows,
   };
-  const files = writeReport(report, join(ROOT, 'bench', 'results'), outName);
+  const resultsDir = join(ROOT, 'bench', 'results');
+  if (values.merge) {
+    const previousPath = join(resultsDir, `${outName}.json`);
+    if (!existsSync(previousPath)) {
+      console.error(`bench: --merge: ${previousPath} does not exist`);
+      return 1;
+    }
+    report = mergeReports(JSON.parse(readFileSync(previousPath, 'utf8')) as BenchReport, report);
+    ctx.log(`merged ${ctx.rows.length} re-measured rows into ${outName}.json`);
+  }
+  const files = writeReport(report, resultsDir, outName);
   ctx.log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
-  if (mode === 'full' && outName === 'latest') {
+  if (report.mode === 'full' && outName === 'latest') {
     // the README keeps the latest full run's summary between its bench markers
     const readmePath = join(ROOT, 'README.md');
     const readme = existsSync(readmePath) ? readFileSync(readmePath, 'utf8') : undefined;

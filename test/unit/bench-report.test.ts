@@ -5,6 +5,7 @@ import {
   formatCell,
   formatRatio,
   METRICS,
+  mergeReports,
   niceCeiling,
   ratio,
   README_END,
@@ -287,7 +288,7 @@ describe('README summary', () => {
     const corral = table.find((l) => l.startsWith('| corral |'))!;
     // rps ratios 0.99 and 0.95: geomean 0.97; p99 ratios 0.75 and 1.00: geomean 0.87
     expect(corral).toContain('| corral | 0.97× | 0.87× |');
-    expect(corral).toContain('| 0 | 0.9 s (2w) |');
+    expect(corral).toContain('| 0 | 0.9 s (hello 2w) |');
     expect(corral).toContain('| 62 MiB | 0.40 % |');
     expect(table.find((l) => l.startsWith('| uvicorn --workers (baseline) |'))).toContain('| 1.00× | 1.00× |');
     expect(table.find((l) => l.startsWith('| granian |'))).toContain('| not supported | not supported |');
@@ -305,5 +306,40 @@ describe('README summary', () => {
     expect(updated.startsWith('# corral\n\n## Benchmarks\n\n<!-- bench:start')).toBe(true);
     expect(updated.endsWith(`${README_END}\n\n## Development\n`)).toBe(true);
     expect(replaceReadmeSection('# no markers\n', section)).toBeUndefined();
+  });
+});
+
+describe('figures that hit their bound', () => {
+  it('shows "> bound" and a ratio against such a baseline as an upper bound', () => {
+    const rows: ResultRow[] = [
+      row({ scenario: 'hup', workers: 32, variant: 'keep-alive', server: 'uvicorn', metrics: { replacedS: 510, replacedSExceeded: 1, failed: 3 } }),
+      row({ scenario: 'hup', workers: 32, variant: 'keep-alive', server: 'corral', metrics: { replacedS: 51, failed: 0 } }),
+    ];
+    const replaced = METRICS.hup[0]!;
+    expect(formatCell(rows[0]!, replaced, rows)).toBe('> 510.00');
+    expect(formatCell(rows[1]!, replaced, rows)).toBe('51.00 (< 0.10×)');
+    expect(summaryTable(rows)).toContain('| > 510.0 s (hello 32w) |');
+  });
+});
+
+describe('merging a re-measurement', () => {
+  it('replaces the rows of the same configuration and server and says so', () => {
+    const machine = { nproc: 2, cpuModel: 'x', memTotalGiB: 1, kernel: 'k', node: 'n', python: 'p', versions: {}, commit: 'c1', date: 'd1' };
+    const previous: BenchReport = { mode: 'full', machine, settings: { rounds: 3, hupWorkers: [2, 8, 32] }, durationS: 100, rows: ROWS };
+    const redo = row({ scenario: 'hup', variant: 'keep-alive', server: 'uvicorn', metrics: { replacedS: 2, failed: 5 } });
+    const update: BenchReport = {
+      mode: 'partial',
+      machine: { ...machine, commit: 'c2', date: 'd2' },
+      settings: { rounds: 1, hupWorkers: [32], hupReplaceBound: '30 s + 15 s per worker' },
+      durationS: 10,
+      rows: [redo],
+    };
+    const merged = mergeReports(previous, update);
+    expect(merged.mode).toBe('full');
+    expect(merged.rows).toHaveLength(ROWS.length);
+    expect(merged.rows.filter((r) => r.scenario === 'hup' && r.server === 'uvicorn')).toEqual([redo]);
+    expect(merged.durationS).toBe(110);
+    const md = renderMarkdown(merged);
+    expect(md).toContain('Re-measured on d2 (corral `c2`) and merged in: hup hello 2w keep-alive uvicorn (with hupReplaceBound = "30 s + 15 s per worker").');
   });
 });
