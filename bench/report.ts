@@ -486,6 +486,11 @@ export function niceCeiling(v: number): number {
   return 10 * p;
 }
 
+/** A bar's label: short enough not to overlap its neighbours (18,839 → 18.8k). */
+export function chartNumber(v: number, digits: number): string {
+  return Math.abs(v) >= 10_000 ? `${(v / 1000).toFixed(1)}k` : formatNumber(v, digits);
+}
+
 /** Groups per chart row: more would make the labels overlap. */
 const GROUPS_PER_ROW = 8;
 
@@ -557,7 +562,8 @@ export function renderSvg(rep: BenchReport): string {
       bars: servers.map((s) => {
         const r = rows.find((x) => x.server === s && configKey(x) === configKey(first));
         const v = r?.status === 'ok' ? r.metrics[key] : undefined;
-        return { server: s, value: v, text: v === undefined ? 'n/a' : `${formatNumber(v, digits)}${suffix}` };
+        const bound = r?.metrics[`${key}Exceeded`] ? '> ' : '';
+        return { server: s, value: v, text: v === undefined ? 'n/a' : `${bound}${chartNumber(v, digits)}${suffix}` };
       }),
     }));
   };

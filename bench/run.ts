@@ -37,11 +37,12 @@ const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>
 ];
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
-                        [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--merge] [--out NAME] [--keep-logs]
+                        [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--merge | --render] [--out NAME] [--keep-logs]
   --corral DIR measures the corral of another checkout (a worktree), with this checkout's anchors
   --snapshot   measures corral as committed at HEAD (exported and built in a temp dir), not the work tree
   --merge      re-measures rows into bench/results/OUT.json: rows of the same configuration and server
                are replaced, the others kept, and the report lists what was re-measured when
+  --render     measures nothing: rewrites OUT.md, OUT.svg (and README for latest) from OUT.json
   --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
   servers:   ${SERVER_NAMES.join(', ')}`;
@@ -71,6 +72,7 @@ async function main(): Promise<number> {
       corral: { type: 'string' },
       snapshot: { type: 'boolean', default: false },
       merge: { type: 'boolean', default: false },
+      render: { type: 'boolean', default: false },
       rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -132,6 +134,13 @@ async function main(): Promise<number> {
   const mode: BenchReport['mode'] = quick ? 'quick' : partial ? 'partial' : 'full';
   const outName = values.out ?? (quick ? 'quick' : partial ? 'partial' : 'latest');
 
+  if (values.render) {
+    const name = values.out ?? 'latest';
+    const report = JSON.parse(readFileSync(join(ROOT, 'bench', 'results', `${name}.json`), 'utf8')) as BenchReport;
+    writeOutputs(report, name, (msg) => process.stderr.write(`${msg}\n`));
+    return 0;
+  }
+
   const workDir = mkdtempSync(join(os.tmpdir(), 'corral-bench-'));
   const t0 = performance.now();
   const stamp = (): string => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
@@ -186,8 +195,15 @@ async function main(): Promise<number> {
     report = mergeReports(JSON.parse(readFileSync(previousPath, 'utf8')) as BenchReport, report);
     ctx.log(`merged ${ctx.rows.length} re-measured rows into ${outName}.json`);
   }
-  const files = writeReport(report, resultsDir, outName);
-  ctx.log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
+  writeOutputs(report, outName, ctx.log);
+  for (const g of checkGoals(report.rows)) ctx.log(`goal: ${g.status.padEnd(12)} ${g.goal} — ${g.detail}`);
+  return 0;
+}
+
+/** Writes OUT.json/.md/.svg, and the README's benchmark block for a full run written as latest. */
+function writeOutputs(report: BenchReport, outName: string, log: (msg: string) => void): void {
+  const files = writeReport(report, join(ROOT, 'bench', 'results'), outName);
+  log(`wrote ${files.map((f) => f.slice(ROOT.length + 1)).join(', ')}`);
   if (report.mode === 'full' && outName === 'latest') {
     // the README keeps the latest full run's summary between its bench markers
     const readmePath = join(ROOT, 'README.md');
@@ -195,11 +211,9 @@ async function main(): Promise<number> {
     const updated = readme === undefined ? undefined : replaceReadmeSection(readme, renderReadmeSection(report));
     if (updated !== undefined) {
       writeFileSync(readmePath, updated);
-      ctx.log('updated the benchmark section of README.md');
-    } else ctx.log('README.md has no bench markers: its benchmark section was not updated');
+      log('updated the benchmark section of README.md');
+    } else log('README.md has no bench markers: its benchmark section was not updated');
   }
-  for (const g of checkGoals(report.rows)) ctx.log(`goal: ${g.status.padEnd(12)} ${g.goal} — ${g.detail}`);
-  return 0;
 }
 
 main().then(
