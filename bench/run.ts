@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { killAllGroups } from './lib/proc.js';
+import { installCleanup, killAllGroups } from './lib/proc.js';
 import { describeMachine } from './machine.js';
 import { snapshot, type Snapshot } from './snapshot.js';
 import {
@@ -82,6 +82,8 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // Ctrl-C, TERM or a crash kill every server's process group (and run the exit handlers)
+  installCleanup();
   const quick = values.quick ?? false;
   const only = list(values.only === 'memory' ? 'throughput' : values.only, [...SCENARIO_IDS], 'scenario');
   const servers = list(values.servers, SERVER_NAMES, 'server') ?? [...SERVER_NAMES];
@@ -142,6 +144,11 @@ async function main(): Promise<number> {
   }
 
   const workDir = mkdtempSync(join(os.tmpdir(), 'corral-bench-'));
+  // also on Ctrl-C, which ends the process without running the finally below
+  process.on('exit', () => {
+    if (!values['keep-logs']) rmSync(workDir, { recursive: true, force: true });
+    snap?.remove();
+  });
   const t0 = performance.now();
   const stamp = (): string => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
   const ctx: Ctx = {

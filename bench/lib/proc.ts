@@ -36,7 +36,7 @@ export function killAllGroups(): void {
   liveGroups.clear();
 }
 
-function installCleanup(): void {
+export function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
   process.on('exit', killAllGroups);
