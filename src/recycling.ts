@@ -77,6 +77,9 @@ export class Recycler {
         worker.usage = usage.get(worker.pid!) ?? worker.usage;
         if (worker.state === 'ready' && worker.stopReason === undefined) this.check(worker);
       }
+    } catch (error) {
+      // A failed sample must never take the master down: the next one comes in a few seconds.
+      this.log.warn({ err: error }, 'resource sample failed');
     } finally {
       this.sampling = false;
     }

@@ -86,7 +86,7 @@ export async function sampleTrees(roots: readonly number[]): Promise<Map<number,
   if (roots.length === 0) return result;
   const trees = await processTrees(roots);
   const all = [...new Set([...trees.values()].flat())];
-  let stats: Record<string, Status>;
+  let stats: Record<string, Status | null>;
   try {
     stats = await pidusage(all);
   } catch {
@@ -104,7 +104,8 @@ export async function sampleTrees(roots: readonly number[]): Promise<Map<number,
   }
   const now = Date.now();
   for (const [root, pids] of trees) {
-    const found = pids.map((pid) => stats[pid]).filter((status): status is Status => status !== undefined);
+    // pidusage answers null for a process that exited between the walk and the read.
+    const found = pids.map((pid) => stats[pid]).filter((status): status is Status => status !== undefined && status !== null);
     if (found.length === 0) continue;
     result.set(root, {
       rss: found.reduce((sum, status) => sum + status.memory, 0),

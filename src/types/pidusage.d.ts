@@ -12,7 +12,8 @@ declare module 'pidusage' {
     elapsed: number;
     timestamp: number;
   }
-  function pidusage(pids: number[]): Promise<Record<string, Status>>;
+  /** A pid whose process has gone maps to null. */
+  function pidusage(pids: number[]): Promise<Record<string, Status | null>>;
   function pidusage(pid: number): Promise<Status>;
   namespace pidusage {
     function clear(): void;

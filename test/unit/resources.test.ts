@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatBytes, parseSize, processTrees, sampleTrees } from '../../src/resources.js';
 import { waitFor } from '../helpers/corral.js';
@@ -23,6 +24,16 @@ describe('processTrees', () => {
     } finally {
       process.kill(-root.pid!, 'SIGKILL');
     }
+  });
+});
+
+describe('sampleTrees', () => {
+  it('skips a process that has gone instead of failing the whole sample', async () => {
+    let gone = 4_000_000;
+    while (existsSync(`/proc/${gone}`)) gone -= 1;
+    const usage = await sampleTrees([process.pid, gone]);
+    expect(usage.get(process.pid)?.rss).toBeGreaterThan(0);
+    expect(usage.has(gone)).toBe(false);
   });
 });
 
