@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
-import { checkAppImports } from './check-config.js';
 import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
 import { readCpuLimit } from './cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
@@ -11,15 +10,13 @@ import { isControlCommand } from './control-commands.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
-import { configAsJson, configAsText } from './print-config.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
-import { startSystemdNotifications } from './sd-notify.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
-import { applyReloadMode, DevReloader, watchRulesOf } from './reload/dev-reloader.js';
+import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
@@ -169,8 +166,10 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
 
 async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput, startCwd: string): Promise<ExitCodeValue> {
   const config = applyReloadMode(givenConfig);
+  // Feature modules load only when used: every start pays for what it imports.
+  const reloading = config.reload ? await import('./reload/dev-reloader.js') : undefined;
   // A reload directory that does not exist is a usage error, found before anything is bound.
-  if (config.reload) watchRulesOf(config);
+  reloading?.watchRulesOf(config);
   const log = output.logger;
   let listeners: Listener[] = [];
   let upgrades: MasterUpgrades | undefined;
@@ -224,7 +223,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
         onOutput,
         ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
-    const reloader = config.reload ? new DevReloader(config, makeWorker, log) : undefined;
+    const reloader = reloading ? new reloading.DevReloader(config, makeWorker, log) : undefined;
     const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
@@ -247,7 +246,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     };
     if (!upgrades.awaitingPromotion) await observe();
 
-    const systemd = startSystemdNotifications(arbiter, {
+    const systemd = (process.env.NOTIFY_SOCKET ? await import('./sd-notify.js') : undefined)?.startSystemdNotifications(arbiter, {
       python: config.python,
       env: process.env,
       heartbeatSeconds: heartbeatInterval(config.timeout),
@@ -341,12 +340,13 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     if (parsed.kind === 'print-config') {
       printNotices(parsed.config);
+      const { configAsJson, configAsText } = await import('./print-config.js');
       process.stdout.write(`${parsed.json ? configAsJson(parsed.config) : configAsText(parsed.config)}\n`);
       return ExitCode.ok;
     }
     if (parsed.kind === 'check-config') {
       printNotices(parsed.config);
-      const result = checkAppImports(parsed.config, process.env);
+      const result = (await import('./check-config.js')).checkAppImports(parsed.config, process.env);
       if (result.output) process.stderr.write(`${result.output}\n`);
       process.stderr.write(result.ok ? `corral: configuration OK; ${parsed.config.app} imports\n` : `corral: check failed\n`);
       return result.ok ? ExitCode.ok : ExitCode.runtime;

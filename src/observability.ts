@@ -1,10 +1,7 @@
 import type { Arbiter } from './arbiter.js';
-import { ControlServer } from './control-socket.js';
-import { HttpEndpoints } from './http-endpoints.js';
 import type { LogOutput } from './logger.js';
 import type { CorralConfig } from './options.js';
 import { RestartLedger } from './restart-ledger.js';
-import { collectStatus } from './status.js';
 
 export interface Observability {
   /** Stops the endpoints and the control socket; call it once the arbiter has stopped. */
@@ -45,6 +42,7 @@ export async function startObservability(
       // prom-client loads only when metrics are on: it costs the master about 10 MiB.
       const { CorralMetrics } = await import('./metrics.js');
       const metrics = new CorralMetrics(arbiter, ledger);
+      const { HttpEndpoints } = await import('./http-endpoints.js');
       const endpoints = await HttpEndpoints.listen(config.metricsBind, {
         metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
         ready: () => isReady(arbiter),
@@ -55,6 +53,7 @@ export async function startObservability(
       log.info({ metrics: `http://${where}/metrics` }, `metrics and health endpoints on http://${where} (/metrics, /healthz, /readyz)`);
     }
     if (config.controlSocket) {
+      const [{ ControlServer }, { collectStatus }] = await Promise.all([import('./control-socket.js'), import('./status.js')]);
       const control = await ControlServer.listen(
         config.controlSocket,
         {

@@ -10,8 +10,7 @@ import { WatchRules } from './matcher.js';
 import { StandbyPool } from './standby.js';
 import { watchSources, type ChangeKind, type SourceWatcher } from './watcher.js';
 
-/** Seconds an old worker gets to finish its requests after a reload: an open stream must not hold the swap up. */
-export const RELOAD_DRAIN_SECONDS = 3;
+export { applyReloadMode, RELOAD_DRAIN_SECONDS } from './mode.js';
 
 /**
  * corral's own modules in a worker: the entry script and the corral_runtime package. Every worker
@@ -23,15 +22,6 @@ export function isCorralModule(name: string): boolean {
 
 /** Starts a worker process with these extra settings for the worker entry. */
 export type MakeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown>) => ProcessWorker;
-
-/**
- * Reload mode changes three things: every worker is replaced at once (max-surge = workers), old
- * workers drain for a few seconds at most, and workers report their modules for the standby.
- */
-export function applyReloadMode(config: CorralConfig): CorralConfig {
-  if (!config.reload) return config;
-  return { ...config, maxSurge: config.workers, gracefulTimeout: Math.min(config.gracefulTimeout, RELOAD_DRAIN_SECONDS) };
-}
 
 function isDirectory(target: string): boolean {
   try {
