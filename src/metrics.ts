@@ -51,62 +51,36 @@ export class CorralMetrics {
     });
     ledger.onRestart((reason) => restarts.inc({ reason }));
 
-    new Gauge({
-      name: `${METRIC_PREFIX}worker_start_time_seconds`,
-      help: 'When each live worker was started, seconds since the epoch',
-      labelNames: ['worker', 'pid'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const worker of live()) this.set(workerLabels(worker), worker.startedAt / 1000);
-      },
-    });
-    new Counter({
-      name: `${METRIC_PREFIX}worker_requests_total`,
-      help: 'Requests served by each live worker, from its latest heartbeat',
-      labelNames: ['worker', 'pid'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const worker of live()) this.inc(workerLabels(worker), worker.requests);
-      },
-    });
-    new Gauge({
-      name: `${METRIC_PREFIX}worker_connections`,
-      help: 'Open connections of each live worker, from its latest heartbeat',
-      labelNames: ['worker', 'pid'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const worker of live()) this.set(workerLabels(worker), worker.connections);
-      },
-    });
-    new Counter({
-      name: `${METRIC_PREFIX}worker_cpu_seconds_total`,
-      help: "CPU time of each live worker's process tree, from the latest resource sample",
-      labelNames: ['worker', 'pid'] as const,
-      registers,
-      collect() {
+    /** A family with one series per live worker, its value read at scrape time (undefined: no series). */
+    const perWorker = (kind: 'gauge' | 'counter', name: string, help: string, value: (worker: Worker) => number | undefined) => {
+      const collect = function (this: Gauge<'worker' | 'pid'> | Counter<'worker' | 'pid'>): void {
         this.reset();
         for (const worker of live()) {
-          const usage = worker.usage;
-          if (usage) this.inc(workerLabels(worker), usage.cpuSeconds);
+          const figure = value(worker);
+          if (figure === undefined) continue;
+          if (this instanceof Gauge) this.set(workerLabels(worker), figure);
+          else this.inc(workerLabels(worker), figure);
         }
-      },
-    });
-    new Gauge({
-      name: `${METRIC_PREFIX}worker_resident_memory_bytes`,
-      help: "Resident memory of each live worker's process tree, from the latest resource sample",
-      labelNames: ['worker', 'pid'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const worker of live()) {
-          const usage = worker.usage;
-          if (usage) this.set(workerLabels(worker), usage.rss);
-        }
-      },
-    });
+      };
+      const options = { name: `${METRIC_PREFIX}${name}`, help, labelNames: ['worker', 'pid'] as const, registers, collect };
+      if (kind === 'gauge') new Gauge(options);
+      else new Counter(options);
+    };
+    perWorker('gauge', 'worker_start_time_seconds', 'When each live worker was started, seconds since the epoch', (worker) => worker.startedAt / 1000);
+    perWorker('counter', 'worker_requests_total', 'Requests served by each live worker, from its latest heartbeat', (worker) => worker.requests);
+    perWorker('gauge', 'worker_connections', 'Open connections of each live worker, from its latest heartbeat', (worker) => worker.connections);
+    perWorker(
+      'counter',
+      'worker_cpu_seconds_total',
+      "CPU time of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.cpuSeconds,
+    );
+    perWorker(
+      'gauge',
+      'worker_resident_memory_bytes',
+      "Resident memory of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.rss,
+    );
 
     const bootSeconds = new Histogram({
       name: `${METRIC_PREFIX}worker_boot_seconds`,

@@ -10,6 +10,20 @@ from typing import Any
 from .settings import SETTINGS
 
 
+def read_or_exit(fd: int, size: int) -> bytes:
+    """Reads the control channel; its end (EOF or an error) means the master is gone, and so must this worker be."""
+    while True:
+        try:
+            chunk = os.read(fd, size)
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            os._exit(0)
+        return chunk
+
+
 class ControlChannel:
     """The line-delimited JSON link to the master. Writes are small and rare, so they block."""
 
@@ -35,16 +49,11 @@ class ControlChannel:
         if self.fd is None:
             return
 
+        fd = self.fd
+
         def wait_for_eof() -> None:
             while True:
-                try:
-                    chunk = os.read(self.fd, 4096)  # type: ignore[arg-type]
-                except InterruptedError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    os._exit(0)
+                read_or_exit(fd, 4096)
 
         threading.Thread(target=wait_for_eof, name="corral-master-watch", daemon=True).start()
 
@@ -62,15 +71,7 @@ class MasterMessages:
     def next(self, expected_type: str) -> dict[str, Any]:
         while True:
             while b"\n" not in self.buffer:
-                try:
-                    chunk = os.read(self.fd, 65536)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    chunk = b""
-                if not chunk:
-                    os._exit(0)
-                self.buffer += chunk
+                self.buffer += read_or_exit(self.fd, 65536)
             line, self.buffer = self.buffer.split(b"\n", 1)
             message: dict[str, Any] = json.loads(line)
             if message.get("type") == expected_type:
