@@ -10,7 +10,6 @@ The process ends at EOF on stdin, and with the master: PR_SET_PDEATHSIG. Standar
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -19,18 +18,7 @@ import struct
 import sys
 import time
 
-
-def die_with_parent(master_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    # The master may have died before prctl took effect.
-    if master_pid and os.getppid() != master_pid:
-        sys.exit(0)
+from corral_runtime.parent import die_with_parent
 
 
 def socket_address(raw: str) -> str:

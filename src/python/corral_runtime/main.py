@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import faulthandler
 import os
-import signal
 import sys
 import time
 
@@ -14,27 +12,13 @@ from .channel import CONTROL
 from .failures import report_failure
 from .loading import load_app, load_env_file
 from .logs import configure_logging
+from .parent import die_with_parent
 from .settings import EXIT_BOOT_FAILURE, SETTINGS
 from .standby import wait_as_standby
 
 
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when the master dies, even if the event loop is blocked."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    # The master may have died between fork and prctl.
-    if os.getppid() != int(SETTINGS.get("master_pid", os.getppid())):
-        os._exit(0)
-
-
 def main() -> int:
-    die_with_parent()
+    die_with_parent(int(SETTINGS.get("master_pid", 0)))
     # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
     faulthandler.enable(file=sys.stderr, all_threads=True)
     configure_logging(str(SETTINGS.get("log_level", "info")))
