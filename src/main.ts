@@ -17,7 +17,8 @@ import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { applyReloadMode } from './reload/mode.js';
-import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
+import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
+import { routeWorkerOutput } from './worker-output.js';
 
 /** Variables that belong to the master alone (systemd's), never to a worker. */
 const MASTER_ONLY_ENV = [
@@ -90,19 +91,6 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     uvicorn: config.uvicorn,
     proc_name: config.procName ?? null,
     ...hookSettings(config),
-  };
-}
-
-function routeWorkerOutput(output: LogOutput) {
-  return (worker: Worker, stream: 'stdout' | 'stderr', line: string): void => {
-    // The worker entry writes pino-compatible records itself: pass them on unparsed.
-    if (line.startsWith('{"level":')) {
-      output.writeRecord(line);
-      return;
-    }
-    const fields = { worker: worker.slot, pid: worker.pid, stream };
-    if (stream === 'stdout') output.logger.info(fields, line);
-    else output.logger.warn(fields, line);
   };
 }
 

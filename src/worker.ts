@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
 import type { ResourceUsage } from './resources.js';
 
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
@@ -91,6 +91,12 @@ export interface WorkerSpawnSpec {
 
 export type SpawnWorker = (spec: WorkerSpawnSpec) => Worker;
 
+/**
+ * Where a line of a worker's output came from: the app's stdout or stderr (text, whatever it is), or the
+ * runtime's record channel (pino-compatible JSON lines, which the app's output cannot reach by accident).
+ */
+export type WorkerStream = 'stdout' | 'stderr' | 'records';
+
 export interface ProcessWorkerOptions {
   python: string;
   entry: string;
@@ -99,13 +105,16 @@ export interface ProcessWorkerOptions {
   /** Settings for the worker entry, merged with slot and descriptors. */
   settings: Record<string, unknown>;
   gracefulTimeoutMs: number;
-  onOutput(worker: Worker, stream: 'stdout' | 'stderr', line: string): void;
+  /** One line, at most a line limit long; `droppedBytes` is what it lost past the limit. */
+  onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
   /** -u/-g: the worker's user and group (the master stays as it is, to hold privileged ports). */
   uid?: number;
   gid?: number;
 }
 
 const CONTROL_FD = 3;
+/** The runtime's log records: a pipe of their own, so nothing the app prints can pass for one. */
+const RECORD_FD = 4;
 /** Counts every worker spawned, as gunicorn's worker.age does (the config file's hooks read it). */
 let spawnedWorkers = 0;
 const QUICK_STOP_KILL_MS = 2_000;
@@ -154,24 +163,37 @@ export class ProcessWorker extends WorkerRecord {
 
   constructor(spec: WorkerSpawnSpec, options: ProcessWorkerOptions) {
     super(spec);
-    const listenFds = options.listenerFds.map((_fd, index) => CONTROL_FD + 1 + index);
+    const listenFds = options.listenerFds.map((_fd, index) => RECORD_FD + 1 + index);
     const settings = {
       ...options.settings,
       slot: spec.slot,
       control_fd: CONTROL_FD,
+      record_fd: RECORD_FD,
       listen_fds: listenFds,
       master_pid: process.pid,
       age: ++spawnedWorkers,
     };
     this.child = spawn(options.python, ['-u', options.entry], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
       env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
-    this.readLines(this.child.stdout!, (line) => options.onOutput(this, 'stdout', line));
-    this.readLines(this.child.stderr!, (line) => options.onOutput(this, 'stderr', line));
-    this.readLines(this.child.stdio[CONTROL_FD] as Readable, (line) => this.onControl(line));
+    // Text may stop mid-line (a prompt, a progress bar): what has arrived is logged after a short delay.
+    const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
+    this.readLines(this.child.stdout!, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stdout', line, dropped) });
+    this.readLines(this.child.stderr!, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stderr', line, dropped) });
+    this.readLines(this.child.stdio[RECORD_FD] as Readable, {
+      limit: RECORD_LINE_LIMIT,
+      onLine: (line, dropped) => options.onOutput(this, 'records', line, dropped),
+    });
+    // A truncated message cannot be parsed: it is dropped as any other unreadable line.
+    this.readLines(this.child.stdio[CONTROL_FD] as Readable, {
+      limit: CONTROL_LINE_LIMIT,
+      onLine: (line, dropped) => {
+        if (dropped === 0) this.onControl(line);
+      },
+    });
     this.child.once('error', () => this.onExit({ code: 127, signal: null }));
     this.child.once('exit', (code, signal) => this.onExit({ code, signal }));
     this.gracefulTimeoutMs = options.gracefulTimeoutMs;
@@ -183,12 +205,17 @@ export class ProcessWorker extends WorkerRecord {
     return this.child.pid;
   }
 
-  private readLines(stream: Readable, onLine: (line: string) => void): void {
+  /**
+   * Reads one of the worker's pipes line by line, with bounded memory whatever the worker writes. Its
+   * end is not the worker's: a subprocess of the app may hold stdout long after; the exit event decides.
+   */
+  private readLines(stream: Readable, options: LineSplitterOptions): void {
+    const lines = new LineSplitter(options);
     // A worker that dies with unread data resets the channel (ECONNRESET): its exit event reports it.
     stream.on('error', () => undefined);
-    createInterface({ input: stream, crlfDelay: Infinity })
-      .on('line', onLine)
-      .on('error', () => undefined);
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => lines.push(text));
+    stream.on('end', () => lines.end());
   }
 
   private onControl(line: string): void {

@@ -3,7 +3,8 @@
 The master runs this file (src/python.ts WORKER_ENTRY); the worker itself is the corral_runtime
 package beside it, which Python finds because it puts this file's directory first on sys.path.
 Settings come as JSON in CORRAL_WORKER_CONFIG; reports go to the master over the control channel;
-log records are pino-compatible JSON lines on stdout. Standard library and uvicorn only.
+log records are pino-compatible JSON lines on a record channel of their own (stdout and stderr are the
+app's text). Standard library and uvicorn only.
 
 Exit codes: 0 after a drain, 3 when start-up fails, 4 when the app cannot be imported.
 """

@@ -379,10 +379,10 @@ describe('log stream', () => {
     const corral = startCorral(['-w', '1', '--no-access-log', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
     await corral.waitForReadyWorkers(1);
     await get({ port }, '/print?text=first-request');
-    // The worker writes its lines in order on one pipe: once the second request's print has
+    // The worker writes its records in order on one pipe: once the second request's error record has
     // arrived, the first request's access record would have arrived before it.
-    await get({ port }, '/print?text=second-request');
-    await corral.waitForLog((r) => r.msg === 'second-request');
+    await get({ port }, '/raise');
+    await corral.waitForLog((r) => r.msg === 'Exception in ASGI application');
     expect(corral.find((r) => r.name === 'corral.access' || r.name === 'uvicorn.access')).toEqual([]);
   });
 

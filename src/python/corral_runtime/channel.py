@@ -30,6 +30,9 @@ class ControlChannel:
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
         self.lock = threading.Lock()
+        if fd is not None:
+            # Spawned inheritable; an app's subprocess must not hold the channel (nor fake reports on it).
+            os.set_inheritable(fd, False)
 
     def send(self, message_type: str, **fields: Any) -> None:
         if self.fd is None:

@@ -1,4 +1,4 @@
-"""Log and access records as pino-compatible JSON lines on stdout."""
+"""Log and access records as pino-compatible JSON lines, on a pipe of their own to the master."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import asyncio
 import atexit
 import json
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
 from typing import Any
 
-from . import settings
-from .settings import PID
+from .settings import SETTINGS
 
 PINO_LEVELS = {
     logging.DEBUG: 20,
@@ -21,6 +22,55 @@ PINO_LEVELS = {
     logging.ERROR: 50,
     logging.CRITICAL: 60,
 }
+
+
+class RecordChannel:
+    """The pipe for this runtime's records (`record_fd`), apart from stdout and stderr.
+
+    Everything the app writes on stdout or stderr is text to the master, so a printed line shaped like
+    a record cannot pass for one. The master adds the worker's slot and pid to every record itself.
+    The fd is not inherited by the app's subprocesses. Whole records only, under a lock: records
+    written from several threads never interleave.
+    """
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        # Reentrant: a signal handler that logs may interrupt a write on the same thread.
+        self.lock = threading.RLock()
+        if fd is not None:
+            os.set_inheritable(fd, False)
+
+    def write(self, text: str) -> None:
+        if self.fd is None:
+            # Run without a master (by hand): the records go to stdout.
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        # json.dumps escapes everything outside ASCII, so this never fails.
+        data = memoryview(text.encode())
+        with self.lock:
+            try:
+                while data:
+                    data = data[os.write(self.fd, data):]
+            except OSError:
+                # The master is gone; the control channel's EOF watcher ends this process.
+                pass
+
+
+RECORDS = RecordChannel(int(SETTINGS["record_fd"]) if "record_fd" in SETTINGS else None)
+
+# What a record keeps of each field the app controls (a message, an exception's text and stack), so a
+# record stays far below the master's limit on one record line (1 MiB) even with every character escaped.
+FIELD_LIMIT = 32 * 1024
+
+
+def capped(text: str) -> str:
+    """The field as it is, or its start with the master's marker for a truncated line."""
+    if len(text) <= FIELD_LIMIT:
+        return text
+    rest = text[FIELD_LIMIT:]
+    dropped = len(rest) if rest.isascii() else len(rest.encode("utf-8", "surrogatepass"))
+    return f"{text[:FIELD_LIMIT]}… [truncated {dropped} bytes]"
 
 
 class JsonLineHandler(logging.Handler):
@@ -35,10 +85,8 @@ class JsonLineHandler(logging.Handler):
             line: dict[str, Any] = {
                 "level": PINO_LEVELS.get(record.levelno, 30),
                 "time": int(record.created * 1000),
-                "pid": record.process,
-                "worker": settings.SLOT,
                 "name": record.name,
-                "msg": record.getMessage().rstrip(),
+                "msg": capped(record.getMessage().rstrip()),
             }
             if record.exc_info:
                 self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
@@ -46,11 +94,10 @@ class JsonLineHandler(logging.Handler):
                 # pino's shape for an error, so pino-pretty prints the traceback as lines.
                 line["err"] = {
                     "type": exc_type.__name__ if exc_type else "Exception",
-                    "message": str(exc_value),
-                    "stack": self.last_traceback,
+                    "message": capped(str(exc_value)),
+                    "stack": capped(self.last_traceback),
                 }
-            sys.stdout.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
-            sys.stdout.flush()
+            RECORDS.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
         except Exception:
             self.handleError(record)
 
@@ -74,7 +121,7 @@ ACCESS_LOGGER_NAME = "corral.access"
 
 
 class BatchedOutput:
-    """Access records finished in one turn of the event loop go to stdout in one write.
+    """Access records finished in one turn of the event loop go to the master in one write.
 
     Under load a write per request wakes the master once per request; one write per loop turn
     lets it read many records at once. Only called from the event loop's thread.
@@ -96,8 +143,7 @@ class BatchedOutput:
         if self.pending:
             data = "".join(self.pending)
             self.pending = []
-            sys.stdout.write(data)
-            sys.stdout.flush()
+            RECORDS.write(data)
 
 
 ACCESS_OUTPUT = BatchedOutput()
@@ -122,8 +168,6 @@ def write_access_record(scope: dict[str, Any], status: int, size: int, started: 
         "level": 30,
         "name": ACCESS_LOGGER_NAME,
         "time": int(time.time() * 1000),
-        "pid": PID,
-        "worker": settings.SLOT,
         "msg": f'{client_text} - "{method} {path} HTTP/{http_version}" {status} {duration_ms}ms {size}B',
         "method": method,
         "path": path,

@@ -23,7 +23,12 @@ from .standby import report_modules
 
 def inherited_sockets() -> list[socket.socket]:
     # socket.socket(fileno=) detects family and type, so TCP keeps TCP_NODELAY and unix stays unix.
-    return [socket.socket(fileno=int(fd)) for fd in SETTINGS.get("listen_fds", [])]
+    sockets = [socket.socket(fileno=int(fd)) for fd in SETTINGS.get("listen_fds", [])]
+    for sock in sockets:
+        # Spawned inheritable: an app's `os.system("job &")` or Popen(close_fds=False) would keep the
+        # port listening after corral stops, and a restarted corral could not bind it.
+        sock.set_inheritable(False)
+    return sockets
 
 
 def build_server(app: Any) -> Any:

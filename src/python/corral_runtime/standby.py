@@ -69,6 +69,6 @@ def wait_as_standby() -> None:
     )
     CONTROL.send("standby", paths=mtimes)
     go = messages.next("go")
-    # Rebinds the module's global, which the log records and the hooks' worker read from then on.
+    # Rebinds the module's global, which the hooks' worker reads from then on (the master labels the records).
     settings.SLOT = int(go.get("slot", 0))
     SETTINGS["slot"] = settings.SLOT
