@@ -58,6 +58,7 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
     parkOnBootFailure: config.reload,
+    shutdownDelayMs: config.shutdownDelay * 1000,
   };
 }
 

@@ -54,6 +54,8 @@ export interface CorralConfig {
   python: string;
   /** Seconds a draining worker gets before SIGKILL. */
   gracefulTimeout: number;
+  /** Seconds between TERM and the drain, while /readyz answers 503 and the workers still serve. */
+  shutdownDelay: number;
   /** Seconds without a heartbeat before a worker counts as hung; 0 disables. */
   timeout: number;
   /** Seconds a worker may take from spawn to ready. */
@@ -456,6 +458,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     appDir: value<string>('app_dir'),
     python: value<string>('python'),
     gracefulTimeout: value<number>('graceful_timeout'),
+    shutdownDelay: value<number>('shutdown_delay'),
     timeout: value<number>('timeout'),
     bootTimeout: value<number>('boot_timeout'),
     maxRequests: value<number>('max_requests'),
