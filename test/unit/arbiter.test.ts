@@ -313,9 +313,8 @@ describe('Arbiter shutdown delay (--shutdown-delay)', () => {
     expect(spawned[0]!.signals).toEqual(['quick']);
     second.arbiter.stop('quick');
     expect(spawned[0]!.signals).toEqual(['quick', 'kill']);
-  });
 
-  it('is skipped by a quick stop and by a stop that asks for none (a USR2 hand-over)', () => {
+    // No delay for a quick stop, nor for a stop that asks for none (a USR2 hand-over).
     const quick = makeArbiter({ workers: 1, shutdownDelayMs: 60_000 });
     spawned[0]!.becomeReady();
     quick.arbiter.stop('quick');
