@@ -79,6 +79,9 @@ describe('the Dockerfile', () => {
     expect(dockerfile.user).toBeDefined();
     expect(['root', '0']).not.toContain(dockerfile.user);
     expect(dockerfile.entrypoint).toEqual(['/usr/bin/tini', '--']);
+    // The current Node LTS by default; package.json's engines keeps the floor it still works on.
+    expect(read('Dockerfile')).toMatch(/^ARG NODE_VERSION=24$/m);
+    expect(JSON.parse(read('package.json')).engines.node).toBe('>=20.19');
     expect(Array.isArray(dockerfile.cmd)).toBe(true);
     expect((dockerfile.healthcheck as string[]).join(' ')).toContain('/readyz');
     const ignored = read('.dockerignore').split('\n');
