@@ -5,7 +5,8 @@
 # CORRAL_<OPTION> variables); see docs/deployment.md. For your own app, copy your code and your
 # virtualenv's packages instead of examples/ and change --app-dir and APP in CMD.
 
-ARG NODE_VERSION=20
+# Node 24 LTS; corral also runs on Node 20.19+ and 22 (package.json engines).
+ARG NODE_VERSION=24
 ARG PYTHON_VERSION=3.12
 
 # The Node.js runtime, taken from the official image (same Debian release as the Python image).

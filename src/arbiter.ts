@@ -20,6 +20,12 @@ export interface ArbiterSettings {
    * rolling restart fills it, instead of halting corral at first start or respawning broken code.
    */
   parkOnBootFailure?: boolean;
+  /**
+   * --shutdown-delay: a graceful stop first keeps every worker serving this long while corral
+   * reports not ready (/readyz 503, STOPPING=1), so load balancers stop sending traffic before
+   * the drain begins.
+   */
+  shutdownDelayMs?: number;
 }
 
 export interface ArbiterEvents {
@@ -58,6 +64,8 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   private exitCode: ExitCodeValue = ExitCode.ok;
   private finish: ((code: ExitCodeValue) => void) | undefined;
   private allReadyAnnounced = false;
+  /** Set during the shutdown delay: stopping, yet every worker still serves (and a dead one is replaced). */
+  private delayTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private settings: ArbiterSettings,
@@ -311,7 +319,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       uptime: uptimeMs / 1000,
     };
     this.emit('worker-exit', worker, exit);
-    if (this.stopping) {
+    if (this.stopping && !this.inShutdownDelay) {
       this.log.info(fields, 'worker exited');
       if (this.workers.size === 0) this.finishStop();
       return;
@@ -372,7 +380,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       slot,
       setTimeout(() => {
         this.respawnTimers.delete(slot);
-        if (!this.stopping && this.slots.has(slot)) this.spawn(slot, 'respawn');
+        if ((!this.stopping || this.inShutdownDelay) && this.slots.has(slot)) this.spawn(slot, 'respawn');
       }, delayMs),
     );
   }
@@ -409,8 +417,25 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
 
   // ---- stopping ---------------------------------------------------------------------------
 
-  /** Graceful (TERM) or quick (INT, QUIT); a quick stop during a stop kills at once. */
-  stop(mode: Exclude<StopMode, 'kill'>): void {
+  private get inShutdownDelay(): boolean {
+    return this.delayTimer !== undefined;
+  }
+
+  /**
+   * Graceful (TERM) or quick (INT, QUIT); a quick stop during a stop kills at once. A graceful stop
+   * waits out --shutdown-delay first (unless `delay` is false: a USR2 hand-over, whose sockets the
+   * new master already serves). During that delay a second TERM drains at once and INT or QUIT
+   * stops quickly at once.
+   */
+  stop(mode: Exclude<StopMode, 'kill'>, options: { delay?: boolean } = {}): void {
+    if (this.inShutdownDelay) {
+      this.log.info(
+        { mode, workers: this.workers.size },
+        mode === 'graceful' ? 'second TERM: ending the shutdown delay, draining now' : 'quick stop: ending the shutdown delay, stopping now',
+      );
+      this.stopWorkers(mode);
+      return;
+    }
     if (this.stopMode !== undefined) {
       if (mode === 'quick') {
         this.log.warn({ workers: this.workers.size }, 'second interrupt: killing the workers now');
@@ -418,15 +443,36 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       }
       return;
     }
-    this.beginStop(mode);
+    this.beginStop(mode, options.delay ?? true);
   }
 
-  private beginStop(mode: StopMode): void {
+  private beginStop(mode: StopMode, delay = false): void {
     this.stopMode = mode;
     this.operations.length = 0;
-    for (const slot of [...this.respawnTimers.keys()]) this.cancelRespawn(slot);
+    const delayMs = mode === 'graceful' && delay && this.workers.size > 0 ? (this.settings.shutdownDelayMs ?? 0) : 0;
+    // From here on corral is not ready (/readyz, STOPPING=1), with or without a delay.
     this.emit('stopping', mode);
+    if (delayMs > 0) {
+      this.log.info(
+        { mode, workers: this.workers.size, delay: delayMs / 1000 },
+        `stopping gracefully after the shutdown delay: not ready from now on; the workers serve for ${delayMs / 1000} s more, then drain`,
+      );
+      this.delayTimer = setTimeout(() => {
+        this.log.info({ workers: this.workers.size }, 'shutdown delay over: draining the workers');
+        this.stopWorkers('graceful');
+      }, delayMs);
+      return;
+    }
     this.log.info({ mode, workers: this.workers.size }, mode === 'graceful' ? 'stopping gracefully' : 'stopping');
+    this.stopWorkers(mode);
+  }
+
+  /** Stops every worker (ending a shutdown delay); the arbiter finishes once the last has exited. */
+  private stopWorkers(mode: StopMode): void {
+    clearTimeout(this.delayTimer);
+    this.delayTimer = undefined;
+    this.stopMode = mode;
+    for (const slot of [...this.respawnTimers.keys()]) this.cancelRespawn(slot);
     for (const worker of this.workers) worker.stop(mode === 'graceful' ? 'shutdown' : 'halt', mode);
     if (this.workers.size === 0) this.finishStop();
   }
@@ -441,7 +487,8 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         : 'a worker failed to boot; stopping corral',
     );
     this.exitCode = code;
-    this.beginStop('quick');
+    if (this.inShutdownDelay) this.stopWorkers('quick');
+    else this.beginStop('quick');
   }
 
   private finishStop(): void {

@@ -11,6 +11,7 @@ import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
 import { currentIds, resolveWorkerIdentity } from './privileges.js';
+import { markDeadOnExit, prepareMultiprocDirectory } from './prometheus-multiproc.js';
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
@@ -59,6 +60,7 @@ export function arbiterSettings(config: CorralConfig): ArbiterSettings {
     bootTimeoutMs: config.bootTimeout * 1000,
     maxSurge: config.maxSurge,
     parkOnBootFailure: config.reload,
+    shutdownDelayMs: config.shutdownDelay * 1000,
   };
 }
 
@@ -180,6 +182,8 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
       identity,
     );
     upgrades.writePidFile();
+    // Before any worker: prometheus_client's multiprocess files of an earlier run must go.
+    prepareMultiprocDirectory(workerEnvironment(process.env, config), { takingOver: inheritance !== undefined, owner: identity, log });
     const addresses = listeners.map((listener, index) => (listener.spec.kind === 'fd' ? (python.addresses?.[index] ?? listener.address) : listener.address));
     log.info(
       {
@@ -198,19 +202,22 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     let current = config;
     let settings = workerSettings(current);
     // Reads the live configuration at each spawn, so a HUP's re-read reaches every new worker.
-    const makeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown> = {}) =>
-      new ProcessWorker(spec, {
+    const makeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown> = {}) => {
+      // -e and --pythonpath may change with a HUP's re-read.
+      const env = workerEnvironment(process.env, current);
+      const worker = new ProcessWorker(spec, {
         python: current.python,
         entry: WORKER_ENTRY,
         listenerFds: listeners.map((listener) => listener.fd),
-        // -e and --pythonpath may change with a HUP's re-read.
-        env: workerEnvironment(process.env, current),
+        env,
         settings: { ...settings, ...extraSettings },
         // The worker bounds its own drain; the master's SIGKILL comes just after, as a backstop.
         gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
         onOutput,
         ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
       });
+      return markDeadOnExit(worker, env, log);
+    };
     const reloader = reloading ? new reloading.DevReloader(config, makeWorker, log) : undefined;
     const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
@@ -230,7 +237,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     // The metrics port and the control socket are the previous master's until it has gone.
     let observability: Observability | undefined;
     const observe = async (): Promise<void> => {
-      observability = await startObservability(config, arbiter, output, () => reload('control'));
+      observability = await startObservability(config, arbiter, output, () => reload('control'), recycler);
     };
     if (!upgrades.awaitingPromotion) await observe();
 

@@ -22,6 +22,8 @@ export async function startObservability(
   arbiter: Arbiter,
   output: LogOutput,
   reload: () => void,
+  /** Waits for the first resource samples of workers that have just become ready. */
+  samples?: { settled(): Promise<void> },
 ): Promise<Observability> {
   const log = output.logger;
   const ledger = new RestartLedger(arbiter);
@@ -44,7 +46,11 @@ export async function startObservability(
       const metrics = new CorralMetrics(arbiter, ledger);
       const { HttpEndpoints } = await import('./http-endpoints.js');
       const endpoints = await HttpEndpoints.listen(config.metricsBind, {
-        metrics: async () => ({ contentType: metrics.contentType, body: await metrics.render() }),
+        metrics: async () => {
+          // A scrape just after a worker's ready report gets its CPU and memory rows too.
+          await samples?.settled();
+          return { contentType: metrics.contentType, body: await metrics.render() };
+        },
         ready: () => isReady(arbiter),
       });
       closers.push(() => endpoints.close());

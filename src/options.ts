@@ -5,6 +5,7 @@ import { describeBind, parseBind, type BindSpec } from './bind.js';
 import type { ConfigFileContents } from './config-file.js';
 import { workersForCpus, type CpuLimit } from './cpu-limit.js';
 import { UsageError } from './exit-codes.js';
+import { helpText } from './help.js';
 import { suggestName } from './misspelling.js';
 import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
 import { defaultPython } from './python.js';
@@ -54,6 +55,8 @@ export interface CorralConfig {
   python: string;
   /** Seconds a draining worker gets before SIGKILL. */
   gracefulTimeout: number;
+  /** Seconds between TERM and the drain, while /readyz answers 503 and the workers still serve. */
+  shutdownDelay: number;
   /** Seconds without a heartbeat before a worker counts as hung; 0 disables. */
   timeout: number;
   /** Seconds a worker may take from spawn to ready. */
@@ -279,29 +282,6 @@ export function preliminarySettings(
   return { config: text('config'), python: text('python') ?? defaultPython(env), chdir: text('chdir'), helpOrVersion: cli.help || cli.version };
 }
 
-function helpText(): string {
-  const lines = [
-    'Usage: corral [options] APP',
-    '',
-    'Runs the ASGI app APP (module:attribute) in supervised uvicorn workers. Takes gunicorn\'s and',
-    'uvicorn\'s options (see docs/configuration.md); every option also reads CORRAL_<OPTION>.',
-    '',
-    '  -h, --help                       Show this help',
-    '  -V, -v, --version                Show the version',
-  ];
-  for (const setting of SETTINGS) {
-    const flags = [...setting.flags, ...(setting.offFlags ?? [])];
-    if (flags.length === 0 || setting.support === 'unsupported') continue;
-    const takesValue = setting.type !== 'bool';
-    const metavar = takesValue ? ` ${setting.type === 'choice' ? `{${setting.choices!.join(',')}}` : setting.name.toUpperCase()}` : '';
-    const left = `  ${flags.join(', ')}${metavar}`;
-    const note = setting.support === 'ignored' ? `accepted: ${setting.note}` : setting.help;
-    lines.push(left.length < 34 ? `${left.padEnd(35)}${note}` : `${left}\n${' '.repeat(35)}${note}`);
-  }
-  lines.push('', 'Accepted but not supported (a warning names them): ' + SETTINGS.filter((s) => s.support === 'unsupported' && s.flags.length > 0).map((s) => s.flags.at(-1)).join(' '));
-  return lines.join('\n');
-}
-
 /** How a setting is named in a notice: its long flag, or its config-file name. */
 function displayName(setting: Setting): string {
   return setting.flags.find((flag) => flag.startsWith('--')) ?? setting.name;
@@ -456,6 +436,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     appDir: value<string>('app_dir'),
     python: value<string>('python'),
     gracefulTimeout: value<number>('graceful_timeout'),
+    shutdownDelay: value<number>('shutdown_delay'),
     timeout: value<number>('timeout'),
     bootTimeout: value<number>('boot_timeout'),
     maxRequests: value<number>('max_requests'),

@@ -27,6 +27,8 @@ export class Recycler {
   private readonly lifetimes = new Map<Worker, number>();
   private timer: NodeJS.Timeout | undefined;
   private sampling = false;
+  /** Samples of workers that have just become ready, still being taken. */
+  private readonly firstSamples = new Set<Promise<void>>();
 
   constructor(
     private readonly arbiter: Arbiter,
@@ -63,6 +65,27 @@ export class Recycler {
     });
     if (this.settings.maxLifetimeMs > 0) {
       this.lifetimes.set(worker, this.settings.maxLifetimeMs + Math.floor(this.random() * this.settings.maxLifetimeJitterMs));
+    }
+    // Sampled at once when ready, so /metrics and `corral status` show its CPU and memory from the
+    // first look rather than after the next --memory-check-interval.
+    worker.once('ready', () => {
+      const sample = this.sampleOne(worker).finally(() => this.firstSamples.delete(sample));
+      this.firstSamples.add(sample);
+    });
+  }
+
+  /** Resolves once every worker that has become ready so far has its first sample (for a scrape). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.firstSamples]);
+  }
+
+  private async sampleOne(worker: Worker): Promise<void> {
+    if (worker.pid === undefined) return;
+    try {
+      const usage = await sampleTrees([worker.pid]);
+      worker.usage = usage.get(worker.pid) ?? worker.usage;
+    } catch (error) {
+      this.log.warn({ err: error, worker: worker.slot, pid: worker.pid }, 'resource sample failed');
     }
   }
 

@@ -36,14 +36,14 @@ type CreateServerHandle = (
 ) => ServerHandle | number;
 
 /**
- * Binding without listening. Node 20 has no public call for it, so this uses the internal one that
+ * Binding without listening. Node (20 to 24) has no public call for it, so this uses the internal one that
  * Node's own cluster module uses; a Node upgrade that drops it fails test/unit/bind-adapter.test.ts.
  */
 export function bindOnlyAdapter(): CreateServerHandle {
   const internal = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
   if (typeof internal !== 'function') {
     throw new CorralError(
-      `this Node.js (${process.version}) has no bind-only socket call; run corral on Node 20 or 22`,
+      `this Node.js (${process.version}) has no bind-only socket call; run corral on Node 20.19, 22 or 24`,
       ExitCode.runtime,
     );
   }

@@ -286,7 +286,8 @@ export class MasterUpgrades {
       this.handedOver = true;
       hooks.onHandOver?.();
       this.log.info({ newMaster: outcome.pid }, 'upgrade: the new master is ready; draining this master and exiting');
-      arbiter.stop('graceful');
+      // No --shutdown-delay: the new master already serves these sockets.
+      arbiter.stop('graceful', { delay: false });
     });
   }
 }

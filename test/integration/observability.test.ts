@@ -122,6 +122,29 @@ describe('metrics', () => {
     expect(families.has('corral_nodejs_eventloop_lag_seconds')).toBe(true);
   });
 
+  it("has every worker's CPU and memory rows in the first scrape after it is ready, and in corral status", async () => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const socketPath = path.join(tempDir(), 'c.sock');
+    // Samples every 10 minutes: a row seen now can only come from the sample taken at ready.
+    const corral = startCorral([
+      '-w', '2', '--memory-check-interval', '600', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`,
+      '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app',
+    ]);
+    const pids = (await corral.waitForReadyWorkers(2)).sort();
+    const families = await scrape(metricsPort);
+    for (const name of ['corral_worker_resident_memory_bytes', 'corral_worker_cpu_seconds_total']) {
+      expect(samplesOf(families, name).map((sample) => Number(sample.labels.pid)).sort(), name).toEqual(pids);
+    }
+    for (const sample of samplesOf(families, 'corral_worker_resident_memory_bytes')) expect(sample.value).toBeGreaterThan(1024 * 1024);
+    const status = await statusJson(['--control-socket', socketPath]);
+    expect(status.workers.map((worker) => worker.pid).sort()).toEqual(pids);
+    for (const worker of status.workers) {
+      expect(worker.rssBytes).toBeGreaterThan(1024 * 1024);
+      expect(worker.cpuPercent).not.toBeNull();
+    }
+  });
+
   it('counts a crashed worker as a restart and a HUP as a reload with its duration', async () => {
     const port = await freePort();
     const metricsPort = await freePort();

@@ -119,6 +119,24 @@ describe('sd_notify', () => {
     expect(notify.states()).toEqual(['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1']);
   });
 
+  it('with --shutdown-delay, sends STOPPING=1 at TERM while the workers still serve', async () => {
+    const notify = new NotifySocket(tmpDir());
+    await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
+    const port = await freePort();
+    const corral = startCorral(['-w', '1', '--shutdown-delay', '300', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+      env: { NOTIFY_SOCKET: notify.path },
+    });
+    await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
+    corral.signal('SIGTERM');
+    await notify.waitForMessage((m) => m.startsWith('STOPPING=1'), 'STOPPING=1');
+    // Said at the start of the 300 s delay, not at its end: the worker still answers.
+    expect((await get({ port })).status).toBe(200);
+    expect(corral.exitCode).toBeUndefined();
+    corral.signal('SIGTERM');
+    expect(await corral.waitForExit()).toBe(0);
+    expect(notify.states()).toEqual(['READY=1', 'STOPPING=1']);
+  });
+
   it('sends WATCHDOG=1 only while a worker is ready and beating', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');

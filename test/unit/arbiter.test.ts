@@ -267,3 +267,62 @@ describe('Arbiter', () => {
     expect(spawned[0]!.signals).toEqual(['quick', 'kill']);
   });
 });
+
+describe('Arbiter shutdown delay (--shutdown-delay)', () => {
+  it('is stopping at once, keeps every worker serving until the delay ends, then drains', async () => {
+    const { arbiter, exitCode } = makeArbiter({ workers: 2, shutdownDelayMs: 5_000 });
+    for (const worker of spawned) worker.becomeReady();
+    const stopping = vi.fn();
+    arbiter.on('stopping', stopping);
+    arbiter.stop('graceful');
+    expect(arbiter.stopping).toBe(true);
+    expect(stopping).toHaveBeenCalledOnce();
+    vi.advanceTimersByTime(4_999);
+    expect(spawned.map((worker) => worker.signals)).toEqual([[], []]);
+    vi.advanceTimersByTime(1);
+    expect(spawned.map((worker) => worker.signals)).toEqual([['graceful'], ['graceful']]);
+    for (const worker of spawned) worker.exit(0);
+    await expect(exitCode).resolves.toBe(0);
+  });
+
+  it('replaces a worker that dies during the delay, and drains the replacement with the rest', () => {
+    const { arbiter } = makeArbiter({ workers: 2, shutdownDelayMs: 5_000 });
+    for (const worker of spawned) worker.becomeReady();
+    vi.advanceTimersByTime(20_000);
+    arbiter.stop('graceful');
+    spawned[0]!.exit(null, 'SIGKILL');
+    expect(spawned).toHaveLength(3);
+    expect(spawned[2]).toMatchObject({ slot: 1, role: 'respawn' });
+    vi.advanceTimersByTime(5_000);
+    expect(spawned[2]!.signals).toEqual(['graceful']);
+  });
+
+  it('drains at once on a second TERM and stops quickly at once on INT', () => {
+    const first = makeArbiter({ workers: 1, shutdownDelayMs: 60_000 });
+    spawned[0]!.becomeReady();
+    first.arbiter.stop('graceful');
+    first.arbiter.stop('graceful');
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+    vi.advanceTimersByTime(60_000);
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+
+    const second = makeArbiter({ workers: 1, shutdownDelayMs: 60_000 });
+    spawned[0]!.becomeReady();
+    second.arbiter.stop('graceful');
+    second.arbiter.stop('quick');
+    expect(spawned[0]!.signals).toEqual(['quick']);
+    second.arbiter.stop('quick');
+    expect(spawned[0]!.signals).toEqual(['quick', 'kill']);
+
+    // No delay for a quick stop, nor for a stop that asks for none (a USR2 hand-over).
+    const quick = makeArbiter({ workers: 1, shutdownDelayMs: 60_000 });
+    spawned[0]!.becomeReady();
+    quick.arbiter.stop('quick');
+    expect(spawned[0]!.signals).toEqual(['quick']);
+
+    const handOver = makeArbiter({ workers: 1, shutdownDelayMs: 60_000 });
+    spawned[0]!.becomeReady();
+    handOver.arbiter.stop('graceful', { delay: false });
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+  });
+});

@@ -68,6 +68,15 @@ describe('values', () => {
     expect(config.uvicorn).toMatchObject({ timeout_keep_alive: 5, backlog: 2048, forwarded_allow_ips: '127.0.0.1,::1', proxy_headers: true });
   });
 
+  it('reads --shutdown-delay from every source, 0 by default', () => {
+    expect(run(['app:app']).shutdownDelay).toBe(0);
+    expect(run(['--shutdown-delay', '7.5', 'app:app']).shutdownDelay).toBe(7.5);
+    expect(run(['app:app'], { CORRAL_SHUTDOWN_DELAY: '10' }).shutdownDelay).toBe(10);
+    expect(run(['app:app'], { GUNICORN_CMD_ARGS: '--shutdown-delay=3' }).shutdownDelay).toBe(3);
+    expect(run(['app:app'], {}, { settings: { shutdown_delay: 15 } }).shutdownDelay).toBe(15);
+    expect(usageError(() => run(['--shutdown-delay', '-1', 'app:app']))).toBe('--shutdown-delay "-1": expected a number of 0 or more');
+  });
+
   it('names the option, the value and what is allowed', () => {
     expect(usageError(() => run(['-w', 'lots', 'app:app']))).toBe('--workers "lots": expected a whole number of 1 or more, or auto');
     expect(usageError(() => run(['--timeout', '-1', 'app:app']))).toBe('--timeout "-1": expected a number of 0 or more');
