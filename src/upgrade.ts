@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Arbiter } from './arbiter.js';
 import type { BindSpec } from './bind.js';
 import { UsageError } from './exit-codes.js';
+import { INIT_NAME } from './pid-one.js';
 import { replacePidFile, writePidFile } from './pidfile.js';
 import type { InheritedListener, Listener } from './sockets.js';
 
@@ -157,7 +158,7 @@ export function promotePidFile(pidFile: string, removeSecond: () => void, pid = 
 }
 
 /** Container init programs that exit when their child does: an upgrade under them ends the container. */
-const CONTAINER_INITS = new Set(['tini', 'docker-init', 'dumb-init', 'catatonit']);
+const CONTAINER_INITS = new Set(['tini', 'docker-init', 'dumb-init', 'catatonit', INIT_NAME]);
 
 /** The name of the parent process when it is such an init, else undefined. */
 export function containerInitParent(ppid = process.ppid): string | undefined {
