@@ -99,6 +99,12 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** A system error without Node's ", open '<path>'" tail, which would name our temporary file. */
+function errorText(error: unknown): string {
+  const { message, syscall } = error as NodeJS.ErrnoException;
+  return syscall ? message.split(`, ${syscall}`)[0]! : message;
+}
+
 /** The remover of a pid file: it goes only while it is still a regular file holding our pid. */
 function remover(file: string, pid: number): () => void {
   return () => {
@@ -131,7 +137,7 @@ export function replacePidFile(file: string, pid = process.pid): () => void {
   } catch (error) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(temporary, { force: true });
-    throw new CorralError(`cannot write the pid file ${file}: ${(error as Error).message}`, ExitCode.runtime);
+    throw new CorralError(`cannot write the pid file ${file}: ${errorText(error)}`, ExitCode.runtime);
   }
   return remover(file, pid);
 }
@@ -149,7 +155,7 @@ export function writePidFile(file: string, options: PidFileOptions = {}): () => 
   try {
     entry = inspectPidPath(file);
   } catch (error) {
-    throw new CorralError(`cannot read the pid file ${file}: ${(error as Error).message}`, ExitCode.runtime);
+    throw new CorralError(`cannot read the pid file ${file}: ${errorText(error)}`, ExitCode.runtime);
   }
   const verdict = pidFileVerdict(file, entry, pid, isAlive);
   if (!verdict.write) throw new CorralError(verdict.reason, ExitCode.runtime);

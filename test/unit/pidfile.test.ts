@@ -144,7 +144,7 @@ describe('writePidFile', () => {
       error = caught;
     }
     expect(error).toBeInstanceOf(CorralError);
-    expect((error as Error).message).toMatch(new RegExp(`^cannot write the pid file ${file}: ENOENT`));
+    expect((error as Error).message).toBe(`cannot write the pid file ${file}: ENOENT: no such file or directory`);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });
