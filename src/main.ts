@@ -15,7 +15,8 @@ import { markDeadOnExit, prepareMultiprocDirectory } from './prometheus-multipro
 import { preparePython, WORKER_ENTRY } from './python.js';
 import { Recycler, type RecyclingSettings } from './recycling.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
-import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
+import { initUnavailableReason, INIT_NAME } from './pid-one.js';
+import { containerInitParent, inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
@@ -117,11 +118,16 @@ function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () =
   };
 }
 
-/** Node as PID 1 reaps no orphans: a container needs tini (or `docker run --init`) in front. */
-function warnIfPidOne(log: Logger): void {
+/** As PID 1 corral runs behind corral-init (src/pid-one.ts); a master still PID 1 could not start it, and reaps no orphans. */
+function reportPidOne(log: Logger): void {
+  if (containerInitParent() === INIT_NAME) {
+    log.info({ init: process.ppid }, `running under ${INIT_NAME}: orphaned processes are reaped and signals forwarded to this master`);
+    return;
+  }
   if (process.pid !== 1) return;
+  const reason = initUnavailableReason();
   log.warn(
-    'corral runs as PID 1: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init',
+    `corral runs as PID 1${reason ? ` and could not start ${INIT_NAME} (${reason})` : ''}: nothing reaps orphaned processes; use tini as the ENTRYPOINT (ENTRYPOINT ["tini", "--"]) or docker run --init`,
   );
 }
 
@@ -164,7 +170,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
   let listeners: Listener[] = [];
   let upgrades: MasterUpgrades | undefined;
   try {
-    warnIfPidOne(log);
+    reportPidOne(log);
     const inheritance = inheritanceFromEnvironment(process.env);
     upgrades = new MasterUpgrades(inheritance, config.pidFile, startCwd, log);
     const identity = resolveWorkerIdentity(config.user, config.group, currentIds());

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { Arbiter } from './arbiter.js';
 import type { BindSpec } from './bind.js';
 import { UsageError } from './exit-codes.js';
-import { writePidFile } from './pidfile.js';
+import { INIT_NAME } from './pid-one.js';
+import { replacePidFile, writePidFile } from './pidfile.js';
 import type { InheritedListener, Listener } from './sockets.js';
 
 /**
@@ -144,13 +145,20 @@ export class UpgradeChannel {
   }
 }
 
-/** The new master takes the pid file over: `<pid>.2` becomes `<pid>` in one atomic rename. */
-export function promotePidFile(pidFile: string): void {
-  fs.renameSync(pidFilePath(pidFile, true), pidFile);
+/**
+ * The new master takes the pid file over: `<pid>` is replaced by a new file with this pid in one
+ * atomic rename (there is always a pid file), then `<pid>.2` goes. Renaming `<pid>.2` itself would
+ * move whatever is at that path now, a symlink included. No liveness check: the pid there is the
+ * previous master's, which has exited (perhaps not yet reaped). Returns the new pid file's remover.
+ */
+export function promotePidFile(pidFile: string, removeSecond: () => void, pid = process.pid): () => void {
+  const remove = replacePidFile(pidFile, pid);
+  removeSecond();
+  return remove;
 }
 
 /** Container init programs that exit when their child does: an upgrade under them ends the container. */
-const CONTAINER_INITS = new Set(['tini', 'docker-init', 'dumb-init', 'catatonit']);
+const CONTAINER_INITS = new Set(['tini', 'docker-init', 'dumb-init', 'catatonit', INIT_NAME]);
 
 /** The name of the parent process when it is such an init, else undefined. */
 export function containerInitParent(ppid = process.ppid): string | undefined {
@@ -219,7 +227,8 @@ export class MasterUpgrades {
 
   /** `<pid>` normally; `<pid>.2` in a new master until the previous one has gone. */
   writePidFile(): void {
-    if (this.pidFile) this.removePidFile = writePidFile(pidFilePath(this.pidFile, this.inheritance !== undefined));
+    if (!this.pidFile) return;
+    this.removePidFile = writePidFile(pidFilePath(this.pidFile, this.inheritance !== undefined), { warn: (message) => this.log.warn(message) });
   }
 
   /** At exit: the pid file goes, unless it now belongs to the new master. */
@@ -247,8 +256,7 @@ export class MasterUpgrades {
       this.awaitingPromotion = false;
       if (this.pidFile) {
         try {
-          promotePidFile(this.pidFile);
-          this.removePidFile = writePidFile(this.pidFile);
+          this.removePidFile = promotePidFile(this.pidFile, this.removePidFile);
         } catch (error) {
           this.log.error({ err: error, pidFile: this.pidFile }, 'upgrade: could not move the pid file over');
         }

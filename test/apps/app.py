@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -56,6 +57,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         time.sleep(float(query.get("s", "1")))  # blocks the event loop on purpose
     elif path == "/leak":
         LEAKED.append(b"x" * (int(query.get("mb", "10")) * 1024 * 1024))
+    elif path == "/orphan":
+        # A shell that backgrounds a short job and exits at once: the job is orphaned, and its
+        # zombie is left for whatever reaps orphans in this PID namespace.
+        subprocess.run(["sh", "-c", "sleep 0.1 &"], check=True)
     elif path == "/print":
         print(query.get("text", "hello from print"))
     elif path == "/raise":

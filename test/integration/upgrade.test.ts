@@ -1,10 +1,10 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
+import { canUnsharePid, namespaceInit, PID_NAMESPACE_WRAPPER } from '../helpers/pid-namespace.js';
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -144,31 +144,20 @@ describe('USR2: upgrading the master', () => {
   });
 });
 
-/** Whether this machine lets us start a process in a new PID namespace (root, unshare present). */
-function canUnsharePid(): boolean {
-  try {
-    execFileSync('unshare', ['--fork', '--pid', '--mount-proc', 'true'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('corral as PID 1', () => {
-  it.skipIf(!canUnsharePid())('warns that nothing reaps orphans and refuses USR2 (needs unshare: root)', async () => {
+  it.skipIf(!canUnsharePid())('runs under corral-init, which forwards USR2 to the master, and the master refuses it (needs unshare: root)', async () => {
     const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
-      wrapper: ['unshare', '--fork', '--pid', '--mount-proc'],
-    });
-    const warning = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('corral runs as PID 1'));
-    expect(warning).toMatchObject({ level: 40, pid: 1 });
-    expect(warning.msg).toContain('tini');
+    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { wrapper: PID_NAMESPACE_WRAPPER });
+    const underInit = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('running under corral-init'));
+    expect(underInit.pid).not.toBe(1);
     await waitFor(() => corral.find((r) => r.msg === 'worker ready').length === 1, 20_000, 'the worker');
-    // corral is unshare's child; seen from here it has an ordinary pid.
-    const master = Number(fs.readFileSync(`/proc/${corral.pid}/task/${corral.pid}/children`, 'utf8').trim().split(/\s+/)[0]);
-    process.kill(master, 'SIGUSR2');
+    // PID 1 of the namespace is unshare's child; seen from here it has an ordinary pid.
+    process.kill(namespaceInit(corral.pid)!, 'SIGUSR2');
     const refused = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade refused'));
-    expect(refused.msg).toContain('PID 1');
+    expect(refused.msg).toBe(
+      'upgrade refused: corral runs under corral-init, which exits with it: the old master exiting would end the container; roll out a new container instead',
+    );
+    expect(corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade: started'))).toEqual([]);
     expect((await get({ port })).status).toBe(200);
   });
 });
