@@ -10,6 +10,8 @@ export interface MachineLimits {
   pidMax?: number;
   /** The user's process limit (RLIMIT_NPROC, soft); the kernel does not apply it to root. */
   userProcesses?: number;
+  /** MemTotal + SwapTotal, in bytes. */
+  memoryBytes?: number;
   cpus: number;
 }
 
@@ -19,6 +21,8 @@ const FDS_PER_WORKER = 3;
 const MASTER_OWN_FDS = 64;
 /** Threads each worker has at least: its event loop and the one that watches for the master's exit. */
 const TASKS_PER_WORKER = 2;
+/** Memory a uvicorn worker cannot do without (its private memory is about 19 MiB with a trivial app). */
+const MIN_WORKER_BYTES = 8 * 1024 * 1024;
 /** Beyond this many workers per CPU, more cost memory, start time and context switches, not throughput. */
 const WORKERS_PER_CPU_WARNING = 8;
 
@@ -26,6 +30,13 @@ function limitFromProcLimits(text: string, name: string): number | undefined {
   const line = text.split('\n').find((row) => row.startsWith(name));
   const soft = line?.slice(name.length).trim().split(/\s+/)[0];
   return soft === undefined || soft === 'unlimited' ? undefined : Number(soft) || undefined;
+}
+
+/** MemTotal + SwapTotal from /proc/meminfo, in bytes. */
+export function memoryFromMeminfo(text: string): number | undefined {
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0);
+  const total = (kib('MemTotal') + kib('SwapTotal')) * 1024;
+  return total > 0 ? total : undefined;
 }
 
 function readNumber(file: string): number | undefined {
@@ -47,7 +58,14 @@ export function readMachineLimits(): MachineLimits {
   const openFiles = limitFromProcLimits(limits, 'Max open files');
   const pidMax = readNumber('/proc/sys/kernel/pid_max');
   const userProcesses = process.getuid?.() === 0 ? undefined : limitFromProcLimits(limits, 'Max processes');
+  let memoryBytes: number | undefined;
+  try {
+    memoryBytes = memoryFromMeminfo(fs.readFileSync('/proc/meminfo', 'utf8'));
+  } catch {
+    // Not Linux: no limit found.
+  }
   return {
+    ...(memoryBytes !== undefined ? { memoryBytes } : {}),
     ...(openFiles !== undefined ? { openFiles } : {}),
     ...(pidMax !== undefined ? { pidMax } : {}),
     ...(userProcesses !== undefined ? { userProcesses } : {}),
@@ -58,7 +76,7 @@ export function readMachineLimits(): MachineLimits {
 interface Bound {
   most: number;
   what: string;
-  raise: string;
+  fix: string;
 }
 
 /**
@@ -72,7 +90,7 @@ function tightestBound(limits: MachineLimits, perWorker: number): Bound | undefi
     bounds.push({
       most: Math.max(0, Math.floor((limits.openFiles - MASTER_OWN_FDS) / cost)),
       what: `the master's open-file limit (ulimit -n ${limits.openFiles}, ${cost} per worker)`,
-      raise: 'ulimit -n (LimitNOFILE= under systemd)',
+      fix: 'raise ulimit -n (LimitNOFILE= under systemd)',
     });
   }
   if (limits.userProcesses !== undefined) {
@@ -80,7 +98,7 @@ function tightestBound(limits: MachineLimits, perWorker: number): Bound | undefi
     bounds.push({
       most: Math.floor(limits.userProcesses / cost),
       what: `the user's process limit (ulimit -u ${limits.userProcesses}, ${cost} threads per worker)`,
-      raise: 'ulimit -u (LimitNPROC= under systemd)',
+      fix: 'raise ulimit -u (LimitNPROC= under systemd)',
     });
   }
   if (limits.pidMax !== undefined) {
@@ -88,7 +106,16 @@ function tightestBound(limits: MachineLimits, perWorker: number): Bound | undefi
     bounds.push({
       most: Math.floor(limits.pidMax / cost),
       what: `the kernel's process limit (kernel.pid_max ${limits.pidMax}, ${cost} threads per worker)`,
-      raise: 'kernel.pid_max',
+      fix: 'raise kernel.pid_max',
+    });
+  }
+  if (limits.memoryBytes !== undefined) {
+    const cost = MIN_WORKER_BYTES * perWorker;
+    const gib = (limits.memoryBytes / 1024 ** 3).toFixed(1);
+    bounds.push({
+      most: Math.floor(limits.memoryBytes / cost),
+      what: `the machine's memory (${gib} GiB with swap, ${cost / 1024 ** 2} MiB at the very least per worker)`,
+      fix: 'give it more memory',
     });
   }
   return bounds.sort((a, b) => a.most - b.most)[0];
@@ -103,7 +130,7 @@ export function checkWorkerCount(workers: number, limits: MachineLimits, reload 
   const bound = tightestBound(limits, reload ? 2 : 1);
   if (bound && workers > bound.most) {
     throw new UsageError(
-      `--workers ${workers}: more than this machine can run: ${bound.what} allows at most ${bound.most} workers; lower --workers or raise ${bound.raise}`,
+      `--workers ${workers}: more than this machine can run: ${bound.what} allows at most ${bound.most} workers; lower --workers or ${bound.fix}`,
     );
   }
   if (workers > WORKERS_PER_CPU_WARNING * limits.cpus) {

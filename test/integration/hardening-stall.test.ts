@@ -103,9 +103,8 @@ describe('a stalled master (SIGSTOP, a VM pause, a blocked loop)', () => {
     expect(corral.find(isHung).map((r) => r.pid)).toEqual([hung]);
     expect(corral.readyWorkerPids()).toContain(healthy);
     expect(corral.find((r) => r.pid === healthy && typeof r.msg === 'string' && /^worker (exited|died)/.test(r.msg))).toEqual([]);
-    const stall = corral.find((r) => r.msg === 'the master was stalled (stopped, paused or blocked); heartbeat and boot deadlines leave that time out');
-    expect(stall).toHaveLength(1);
-    expect(stall[0]!.seconds as number).toBeGreaterThan(2);
+    const stalls = corral.find((r) => r.msg === 'the master was stalled (stopped, paused or blocked); heartbeat and boot deadlines leave that time out');
+    expect(stalls.filter((r) => (r.seconds as number) > 2)).toHaveLength(1);
     await expectSurvivedFault(fault);
   });
 });
@@ -113,7 +112,7 @@ describe('a stalled master (SIGSTOP, a VM pause, a blocked loop)', () => {
 describe('a HUP whose config file is slow to run', () => {
   it('keeps serving /metrics, the control socket and heartbeats while the file runs, then rolls the same workers', async () => {
     const conf = slowConfig();
-    const { corral, fault } = await startWithEndpoints(['-w', '2', '-t', '1.5', '-c', conf.file]);
+    const { corral, fault } = await startWithEndpoints(['-w', '2', '-t', '2', '-c', conf.file]);
     const old = await corral.waitForReadyWorkers(2);
     conf.slowDown(2);
     corral.signal('SIGHUP');
@@ -204,7 +203,7 @@ describe('a big start', () => {
     expect(await corral.waitForExit()).toBe(2);
     const lines = corral.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^corral: error: --workers 100000: more than this machine can run: .* at most \d+ workers; lower --workers or raise /);
+    expect(lines[0]).toMatch(/^corral: error: --workers 100000: more than this machine can run: .* at most \d+ workers; lower --workers or (raise|give) /);
     expect(corral.find((r) => r.msg === 'worker booting')).toEqual([]);
     expect(await groupMembers(corral.pid)).toEqual([]);
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/exit-codes.js';
-import { checkWorkerCount, readMachineLimits } from '../../src/worker-capacity.js';
+import { checkWorkerCount, memoryFromMeminfo, readMachineLimits } from '../../src/worker-capacity.js';
 
 describe('checkWorkerCount', () => {
   it('refuses more workers than the master has descriptors for, naming the limit and the fix', () => {
@@ -19,6 +19,15 @@ describe('checkWorkerCount', () => {
     expect(() => checkWorkerCount(3_000, { openFiles: 1_048_576, pidMax: 32_768, userProcesses: 4_096, cpus: 2 })).toThrow(
       "the user's process limit (ulimit -u 4096, 2 threads per worker) allows at most 2048 workers",
     );
+  });
+
+  it('refuses more workers than the memory could hold at the very least', () => {
+    const limits = { openFiles: 1_048_576, pidMax: 4_194_304, memoryBytes: 8 * 1024 ** 3, cpus: 2 };
+    expect(() => checkWorkerCount(1_024, limits)).not.toThrow();
+    expect(() => checkWorkerCount(100_000, limits)).toThrow(
+      "--workers 100000: more than this machine can run: the machine's memory (8.0 GiB with swap, 8 MiB at the very least per worker) allows at most 1024 workers; lower --workers or give it more memory",
+    );
+    expect(memoryFromMeminfo('MemTotal:       24684084 kB\nMemFree: 1 kB\nSwapTotal:       1024 kB\n')).toBe((24_684_084 + 1024) * 1024);
   });
 
   it('counts a warm standby per worker in reload mode', () => {
