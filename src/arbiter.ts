@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { AwakeClock } from './awake-clock.js';
 import { RespawnBackoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
 import type { SpawnWorker, StopMode, StopReason, Worker, WorkerExit, WorkerRole } from './worker.js';
@@ -44,6 +45,10 @@ type Operation = { name: string; run: () => Promise<void> };
 const BOOT_FAILURE_CODES = new Set<number>([ExitCode.bootFailure, ExitCode.appLoadFailure]);
 /** Stop reasons after which the slot gets a new worker once the old one has exited. */
 const REPLACE_AFTER_EXIT = new Set<StopReason>(['timeout', 'boot-timeout']);
+/** A run of spawns (each a fork and exec) yields to the event loop once it has taken this long. */
+const SPAWN_SLICE_MS = 10;
+/** A stall this long is worth a warning: the master was stopped, paused or blocked. */
+const STALL_WARNING_MS = 1_000;
 
 /**
  * The master's state machine: keeps one ready worker in every wanted slot, replaces the dead,
@@ -66,6 +71,8 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   private allReadyAnnounced = false;
   /** Set during the shutdown delay: stopping, yet every worker still serves (and a dead one is replaced). */
   private delayTimer: NodeJS.Timeout | undefined;
+  private clock: AwakeClock | undefined;
+  private judgedLastTick = true;
 
   constructor(
     private settings: ArbiterSettings,
@@ -78,11 +85,21 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   /** Starts the workers; resolves with the exit code once every worker has exited after a stop. */
   run(): Promise<ExitCodeValue> {
     const done = new Promise<ExitCodeValue>((resolve) => (this.finish = resolve));
-    for (let slot = 1; slot <= this.settings.workers; slot += 1) {
-      this.slots.add(slot);
-      this.spawn(slot, 'initial');
-    }
-    this.tickTimer = setInterval(() => this.tick(), this.settings.tickMs ?? 500);
+    const tickMs = this.settings.tickMs ?? 500;
+    this.clock = new AwakeClock(tickMs);
+    this.tickTimer = setInterval(() => this.tick(), tickMs);
+    const slots: number[] = [];
+    for (let slot = 1; slot <= this.settings.workers; slot += 1) slots.push(slot);
+    for (const slot of slots) this.slots.add(slot);
+    // An operation like the others, so a HUP or a TTIN during a big start waits for it to finish.
+    this.enqueue({
+      name: 'start',
+      run: async () =>
+        void (await this.spawnEach(
+          slots.filter((slot) => this.slots.has(slot)),
+          (slot) => this.spawn(slot, 'initial'),
+        )),
+    });
     return done;
   }
 
@@ -181,7 +198,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       (slot) => !this.respawnTimers.has(slot) && !this.liveWorkers().some((worker) => worker.slot === slot && worker.stopReason === undefined),
     );
     if (empty.length > 0) {
-      const fresh = empty.map((slot) => this.spawn(slot, 'replacement', generation));
+      const fresh = await this.spawnEach(empty, (slot) => this.spawn(slot, 'replacement', generation));
       const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
       if (this.stopping) return;
       if (booted.includes(false)) {
@@ -190,7 +207,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       }
     }
     for (let batch = ok ? outdated().slice(0, this.settings.maxSurge) : []; batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
-      const fresh = batch.map((old) => this.spawn(old.slot, 'replacement', generation));
+      const fresh = await this.spawnEach(batch, (old) => this.spawn(old.slot, 'replacement', generation));
       const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
       if (this.stopping) return;
       if (booted.includes(false)) {
@@ -275,6 +292,25 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   }
 
   // ---- workers ----------------------------------------------------------------------------
+
+  /**
+   * Spawns one worker per item. A spawn blocks the event loop for a fork and an exec, so a long run
+   * of them (-w 500) yields between spawns: signals, the control socket and heartbeats are served
+   * meanwhile. Spawns nothing more once corral is stopping.
+   */
+  private async spawnEach<T>(items: readonly T[], spawnOne: (item: T) => Worker): Promise<Worker[]> {
+    const spawned: Worker[] = [];
+    let sliceStart = Date.now();
+    for (const item of items) {
+      if (Date.now() - sliceStart >= SPAWN_SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = Date.now();
+      }
+      if (this.stopping) break;
+      spawned.push(spawnOne(item));
+    }
+    return spawned;
+  }
 
   private spawn(slot: number, role: WorkerRole, generation = this.generation): Worker {
     const worker = this.spawnWorker({ slot, generation, role });
@@ -390,11 +426,28 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     this.respawnTimers.delete(slot);
   }
 
-  /** Deadlines: boot timeout and heartbeat timeout. */
+  /**
+   * Deadlines: boot timeout and heartbeat timeout, both counted in time the master was running, so
+   * a stall of the master itself (stopped, paused, blocked) is never blamed on its workers.
+   */
   private tick(): void {
-    const now = Date.now();
+    const clock = this.clock!;
+    const stalledMs = clock.tick();
+    if (stalledMs >= STALL_WARNING_MS) {
+      this.log.warn({ seconds: stalledMs / 1000 }, 'the master was stalled (stopped, paused or blocked); heartbeat and boot deadlines leave that time out');
+    }
+    // What the workers sent during the stall is read after this tick: judge at the next one, when the
+    // master has caught up. Never two ticks in a row, so a master that is always late still judges.
+    if (stalledMs > 0 && this.judgedLastTick) {
+      this.judgedLastTick = false;
+      return;
+    }
+    this.judgedLastTick = true;
+    let oldest = Date.now();
     for (const worker of this.workers) {
-      if (worker.state === 'booting' && now - worker.startedAt > this.settings.bootTimeoutMs) {
+      if (worker.state === 'booting') oldest = Math.min(oldest, worker.startedAt);
+      if (worker.state === 'ready') oldest = Math.min(oldest, worker.lastHeartbeatAt);
+      if (worker.state === 'booting' && clock.elapsedSince(worker.startedAt) > this.settings.bootTimeoutMs) {
         this.log.error(
           { worker: worker.slot, pid: worker.pid, timeout: this.settings.bootTimeoutMs / 1000 },
           'worker did not become ready within the boot timeout; killing it',
@@ -404,15 +457,16 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         worker.state === 'ready' &&
         worker.stopReason === undefined &&
         this.settings.timeoutMs > 0 &&
-        now - worker.lastHeartbeatAt > this.settings.timeoutMs
+        clock.elapsedSince(worker.lastHeartbeatAt) > this.settings.timeoutMs
       ) {
         this.log.error(
-          { worker: worker.slot, pid: worker.pid, silent: (now - worker.lastHeartbeatAt) / 1000 },
+          { worker: worker.slot, pid: worker.pid, silent: clock.elapsedSince(worker.lastHeartbeatAt) / 1000 },
           'worker hung: no heartbeat within the timeout; aborting it for a stack dump',
         );
         worker.abort('timeout', this.settings.abortGraceMs ?? 2_000);
       }
     }
+    clock.forgetBefore(oldest);
   }
 
   // ---- stopping ---------------------------------------------------------------------------

@@ -1,13 +1,49 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runBounded, type BoundedRunResult } from './bounded-run.js';
 import { UsageError } from './exit-codes.js';
 
 const DUMP_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'python', 'corral_config_dump.py');
 
 /** gunicorn's default config file, read when present and no -c is given. */
 export const DEFAULT_CONFIG_FILE = './gunicorn.conf.py';
+
+/** How long a config file may run, and how much it may print (the JSON of its settings included). */
+export interface ConfigFileLimits {
+  timeoutMs: number;
+  maxOutputBytes: number;
+}
+
+export const CONFIG_FILE_LIMITS: ConfigFileLimits = { timeoutMs: 30_000, maxOutputBytes: 1024 * 1024 };
+
+export interface ReadConfigFileOptions {
+  limits?: ConfigFileLimits;
+  /** Aborting stops the run (the master is stopping); the read then rejects. */
+  signal?: AbortSignal;
+}
+
+function describeBytes(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
+}
+
+/** The one line that says why running the file gave no settings. */
+function runFailure(given: string, python: string, run: Exclude<BoundedRunResult, { outcome: 'exited' }>, limits: ConfigFileLimits): string {
+  const file = `--config ${JSON.stringify(given)}`;
+  switch (run.outcome) {
+    case 'too-much-output':
+      return run.stream === 'stderr'
+        ? `${file}: printed more than ${describeBytes(limits.maxOutputBytes)} while it ran; a config file should set values, not print`
+        : `${file}: its settings take more than ${describeBytes(limits.maxOutputBytes)} as JSON`;
+    case 'timeout':
+      return `${file}: still running after ${limits.timeoutMs / 1000} s, the time corral gives a config file; make it finish sooner`;
+    case 'aborted':
+      return `${file}: reading it was abandoned (corral is stopping)`;
+    case 'failed':
+      return `${file}: cannot run Python ${JSON.stringify(python)} to read it: ${run.error.message}`;
+  }
+}
 
 /** A config file's contents as corral sees them: plain values, and the functions it defines. */
 export interface ConfigFileContents {
@@ -26,18 +62,20 @@ export interface ConfigFileContents {
 /**
  * Reads a config file: a `.py` file or `python:module` by running `python` to dump its settings
  * as JSON (the file is Python code and may compute its values), a `.json` file directly.
- * A missing or failing file is a configuration error.
+ * A missing or failing file is a configuration error. The file runs in a child process that never
+ * blocks the master's event loop (HUP re-reads it while workers are served), bounded in time and output.
  */
-export function readConfigFile(given: string, python: string, cwd = process.cwd()): ConfigFileContents {
+export async function readConfigFile(given: string, python: string, cwd = process.cwd(), options: ReadConfigFileOptions = {}): Promise<ConfigFileContents> {
+  const limits = options.limits ?? CONFIG_FILE_LIMITS;
   const isModule = given.startsWith('python:');
   const absolute = isModule ? '' : path.resolve(cwd, given);
-  if (!isModule && !fs.existsSync(absolute)) {
+  if (!isModule && !(await fs.promises.stat(absolute).then(() => true, () => false))) {
     throw new UsageError(`--config ${JSON.stringify(given)}: no such file`);
   }
   if (absolute.endsWith('.json')) {
     let settings: unknown;
     try {
-      settings = JSON.parse(fs.readFileSync(absolute, 'utf8'));
+      settings = JSON.parse(await fs.promises.readFile(absolute, 'utf8'));
     } catch (error) {
       throw new UsageError(`--config ${JSON.stringify(given)}: not valid JSON: ${(error as Error).message}`);
     }
@@ -46,15 +84,13 @@ export function readConfigFile(given: string, python: string, cwd = process.cwd(
     }
     return { given, path: absolute, settings: settings as Record<string, unknown>, functions: {}, unreadable: {} };
   }
-  const run = spawnSync(python, [DUMP_SCRIPT, isModule ? given : absolute], { cwd, encoding: 'utf8', timeout: 30_000 });
-  if (run.error) {
-    throw new UsageError(`--config ${JSON.stringify(given)}: cannot run Python ${JSON.stringify(python)} to read it: ${run.error.message}`);
-  }
+  const run = await runBounded(python, [DUMP_SCRIPT, isModule ? given : absolute], { cwd, ...limits, ...(options.signal ? { signal: options.signal } : {}) });
+  if (run.outcome !== 'exited') throw new UsageError(runFailure(given, python, run, limits));
   let answer: { error?: string; settings?: Record<string, unknown>; functions?: Record<string, { arity: number }>; unreadable?: Record<string, string> };
   try {
     answer = JSON.parse(run.stdout.trim().split('\n').pop() ?? '');
   } catch {
-    throw new UsageError(`--config ${JSON.stringify(given)}: reading it with ${python} failed: ${run.stderr.trim().split('\n').pop() ?? `exit code ${run.status}`}`);
+    throw new UsageError(`--config ${JSON.stringify(given)}: reading it with ${python} failed: ${run.stderr.trim().split('\n').pop() || (run.signal ? `killed by ${run.signal}` : `exit code ${run.code}`)}`);
   }
   if (answer.error !== undefined) throw new UsageError(`--config ${JSON.stringify(given)}: the file failed to run: ${answer.error}`);
   return {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Arbiter, type ArbiterSettings } from './arbiter.js';
 import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
+import { ConfigRereads } from './config-rereads.js';
 import { readCpuLimit } from './cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand } from './control-commands.js';
@@ -18,6 +19,7 @@ import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { initUnavailableReason, INIT_NAME } from './pid-one.js';
 import { containerInitParent, inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
+import { checkWorkerCount, readMachineLimits } from './worker-capacity.js';
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
 import { routeWorkerOutput } from './worker-output.js';
@@ -143,15 +145,19 @@ function logSocketSource(config: CorralConfig, log: Logger, upgrading: boolean):
   }
 }
 
+/** Reads every configuration source; aborting stops a config file that is still running. */
+type LoadCommandLine = (signal?: AbortSignal) => Promise<CommandLine>;
+
 /**
  * HUP re-reads the configuration as it was given (command line and environment). What needs a new
  * master (binds, Python, worker count changes go through TTIN/TTOU) is kept and named in the log.
  */
-function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log: Logger): CorralConfig | undefined {
+async function rereadConfiguration(load: LoadCommandLine, current: CorralConfig, log: Logger, signal: AbortSignal): Promise<CorralConfig | undefined> {
   let parsed;
   try {
-    parsed = load();
+    parsed = await load(signal);
   } catch (error) {
+    if (signal.aborted) return undefined;
     log.error({ err: error }, 'the configuration could not be re-read; restarting with the previous one');
     return undefined;
   }
@@ -160,7 +166,7 @@ function rereadConfiguration(load: () => CommandLine, current: CorralConfig, log
   return applyReloadMode(next);
 }
 
-async function serve(givenConfig: CorralConfig, load: () => CommandLine, output: LogOutput, startCwd: string): Promise<ExitCodeValue> {
+async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: LogOutput, startCwd: string): Promise<ExitCodeValue> {
   const config = applyReloadMode(givenConfig);
   // Feature modules load only when used: every start pays for what it imports.
   const reloading = config.reload ? await import('./reload/dev-reloader.js') : undefined;
@@ -229,8 +235,10 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
     recycler.start();
-    const reload = (reason = 'SIGHUP'): void => {
-      const next = rereadConfiguration(load, current, log);
+    // The config file runs in a child process: the master serves signals, heartbeats and the control socket meanwhile.
+    const rereads = new ConfigRereads(async (reason, signal) => {
+      const next = await rereadConfiguration(load, current, log, signal);
+      if (signal.aborted) return;
       if (next) {
         current = next;
         settings = workerSettings(next);
@@ -238,7 +246,9 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
         recycler.updateSettings(recyclingSettings(next));
       }
       arbiter.requestRollingRestart(reason);
-    };
+    }, log);
+    arbiter.once('stopping', () => rereads.close());
+    const reload = (reason = 'SIGHUP'): void => rereads.request(reason);
     const removeSignals = installSignals(arbiter, log, () => reload());
     // The metrics port and the control socket are the previous master's until it has gone.
     let observability: Observability | undefined;
@@ -303,12 +313,12 @@ function changeDirectory(dir: string | undefined, startCwd: string): void {
 }
 
 /** Reads every configuration source (chdir first, then the config file) into a command line. */
-function resolveCommandLine(argv: readonly string[], startCwd: string): CommandLine {
+async function resolveCommandLine(argv: readonly string[], startCwd: string, signal?: AbortSignal): Promise<CommandLine> {
   const first = preliminarySettings(argv, process.env);
   if (first.helpOrVersion) return parseCommandLine(argv, process.env);
   changeDirectory(first.chdir, startCwd);
   const file = configFileToRead(first.config);
-  const configFile = file === undefined ? undefined : readConfigFile(file, first.python);
+  const configFile = file === undefined ? undefined : await readConfigFile(file, first.python, process.cwd(), signal ? { signal } : {});
   if (configFile?.printed) process.stderr.write(configFile.printed);
   const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
   // A chdir set in the config file itself applies after reading it, as in gunicorn.
@@ -328,9 +338,10 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   // Before any --chdir: USR2 starts the next master from here, and HUP re-reads relative to it.
   const startCwd = process.cwd();
   // HUP re-reads every source again: the command line, the environment and the config file.
-  const load = (): CommandLine => resolveCommandLine(argv, startCwd);
+  // One code path at start and on HUP: at start nothing runs yet, but the read is the same.
+  const load: LoadCommandLine = (signal) => resolveCommandLine(argv, startCwd, signal);
   try {
-    const parsed = load();
+    const parsed = await load();
     if (parsed.kind === 'help') {
       process.stdout.write(`${parsed.text}\n`);
       return ExitCode.ok;
@@ -353,6 +364,9 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
       return result.ok ? ExitCode.ok : ExitCode.runtime;
     }
     config = parsed.config;
+    // Refused before anything is bound: -w 100000 would spawn until the master runs out of descriptors.
+    const crowded = checkWorkerCount(config.workers, readMachineLimits(), config.reload);
+    if (crowded) config = { ...config, notices: [...config.notices, { level: 'warn', setting: 'workers', msg: crowded }] };
   } catch (error) {
     if (error instanceof CorralError) {
       process.stderr.write(`corral: error: ${error.message}\n`);

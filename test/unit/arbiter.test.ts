@@ -147,6 +147,91 @@ describe('Arbiter', () => {
     expect(spawned).toHaveLength(2);
   });
 
+  describe('a stall of the master itself (SIGSTOP, a VM pause, a blocked loop)', () => {
+    /** The master does not run for `ms`: no tick fires and nothing is read, while the clock moves on. */
+    const stallMaster = (ms: number) => vi.setSystemTime(Date.now() + ms);
+    /** The master runs for `ms`, reading a heartbeat from each of `beating` every 500 ms. */
+    const runWithHeartbeats = (ms: number, beating: FakeWorker[]) => {
+      for (let elapsed = 0; elapsed < ms; elapsed += 500) {
+        vi.advanceTimersByTime(500);
+        for (const worker of beating) worker.heartbeat();
+      }
+    };
+
+    it('kills no healthy worker when the master was stopped for longer than the timeout', () => {
+      const { arbiter } = makeArbiter({ workers: 2 });
+      for (const worker of spawned) worker.becomeReady();
+      runWithHeartbeats(2_000, spawned);
+      stallMaster(8_000);
+      // The first tick after the stall runs before the heartbeats sent meanwhile are read.
+      vi.advanceTimersByTime(100);
+      runWithHeartbeats(10_000, spawned);
+      expect(spawned.map((worker) => worker.signals)).toEqual([[], []]);
+      expect(live(arbiter)).toHaveLength(2);
+    });
+
+    it('still catches a worker that hung before the stall, and only that one', () => {
+      makeArbiter({ workers: 2 });
+      for (const worker of spawned) worker.becomeReady();
+      const [hung, healthy] = spawned as [FakeWorker, FakeWorker];
+      runWithHeartbeats(1_000, [hung, healthy]);
+      stallMaster(8_000);
+      runWithHeartbeats(4_000, [healthy]);
+      expect(hung.signals).toEqual([]);
+      runWithHeartbeats(2_000, [healthy]);
+      expect(hung.signals).toEqual(['abort']);
+      expect(healthy.signals).toEqual([]);
+    });
+
+    it('counts the boot timeout in time the master ran', () => {
+      makeArbiter({ workers: 1 });
+      vi.advanceTimersByTime(1_000);
+      stallMaster(15_000);
+      vi.advanceTimersByTime(1_000);
+      expect(spawned[0]!.signals).toEqual([]);
+      spawned[0]!.becomeReady();
+      expect(spawned).toHaveLength(1);
+      // A worker that never boots is still killed once the master has run for the boot timeout.
+      makeArbiter({ workers: 1 });
+      stallMaster(15_000);
+      vi.advanceTimersByTime(9_000);
+      expect(spawned[0]!.signals).toEqual([]);
+      vi.advanceTimersByTime(1_500);
+      expect(spawned[0]!.signals).toEqual(['kill']);
+    });
+
+    it('still judges when every tick comes late', () => {
+      makeArbiter({ workers: 1, tickMs: 100 });
+      spawned[0]!.becomeReady();
+      // Each tick 200 ms late: a third of the time awake, so the 5 s timeout takes about 15 s.
+      for (let elapsed = 0; elapsed < 30_000 && spawned[0]!.signals.length === 0; elapsed += 300) {
+        stallMaster(200);
+        vi.advanceTimersByTime(100);
+      }
+      expect(spawned[0]!.signals).toEqual(['abort']);
+    });
+  });
+
+  it('yields to the event loop between slow spawns, and spawns nothing once stopping', async () => {
+    spawned = [];
+    const arbiter = new Arbiter({ ...settings, workers: 10 }, (spec) => {
+      // A spawn (fork and exec) that takes 30 ms of the master's time.
+      vi.setSystemTime(Date.now() + 30);
+      const worker = new FakeWorker(spec);
+      spawned.push(worker);
+      return worker;
+    }, log);
+    const exitCode = arbiter.run();
+    expect(spawned).toHaveLength(1);
+    await settle();
+    expect(spawned).toHaveLength(2);
+    arbiter.stop('graceful');
+    await settle();
+    expect(spawned).toHaveLength(2);
+    for (const worker of spawned) worker.exit(0);
+    await expect(exitCode).resolves.toBe(0);
+  });
+
   it('restarts on HUP: each new worker is ready before its old one drains, surge by surge', async () => {
     const { arbiter } = makeArbiter({ workers: 2, maxSurge: 1 });
     const [old1, old2] = spawned;
@@ -193,6 +278,8 @@ describe('Arbiter', () => {
 
   it('queues one restart during a restart and merges further requests', async () => {
     const { arbiter } = makeArbiter({ workers: 1 });
+    // The start is an operation too: requests made while it runs queue behind it.
+    await settle();
     spawned[0]!.becomeReady();
     const begun = vi.fn();
     arbiter.on('restart-begin', begun);
