@@ -1,10 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UsageError } from './exit-codes.js';
-
-const DUMP_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'python', 'corral_config_dump.py');
+import { DUMP_SCRIPT, type WorkerClassInspection } from './worker-class.js';
 
 /** gunicorn's default config file, read when present and no -c is given. */
 export const DEFAULT_CONFIG_FILE = './gunicorn.conf.py';
@@ -21,6 +19,14 @@ export interface ConfigFileContents {
   unreadable: Record<string, string>;
   /** What running the file printed (gunicorn shows it once, at start). */
   printed?: string;
+  /** The check of a worker class made in the same run (src/worker-class.ts), when the file and `aboveFile` settled it. */
+  workerClass?: WorkerClassInspection;
+}
+
+/** What the reader needs to check a worker class in the same run: the values set above the file, and the class names corral knows. */
+export interface WorkerClassHint {
+  upper: Record<string, unknown>;
+  known: string[];
 }
 
 /**
@@ -28,7 +34,7 @@ export interface ConfigFileContents {
  * as JSON (the file is Python code and may compute its values), a `.json` file directly.
  * A missing or failing file is a configuration error.
  */
-export function readConfigFile(given: string, python: string, cwd = process.cwd()): ConfigFileContents {
+export function readConfigFile(given: string, python: string, cwd = process.cwd(), hint?: WorkerClassHint): ConfigFileContents {
   const isModule = given.startsWith('python:');
   const absolute = isModule ? '' : path.resolve(cwd, given);
   if (!isModule && !fs.existsSync(absolute)) {
@@ -46,11 +52,18 @@ export function readConfigFile(given: string, python: string, cwd = process.cwd(
     }
     return { given, path: absolute, settings: settings as Record<string, unknown>, functions: {}, unreadable: {} };
   }
-  const run = spawnSync(python, [DUMP_SCRIPT, isModule ? given : absolute], { cwd, encoding: 'utf8', timeout: 30_000 });
+  const args = [DUMP_SCRIPT, isModule ? given : absolute, ...(hint ? [JSON.stringify({ speculate: hint })] : [])];
+  const run = spawnSync(python, args, { cwd, encoding: 'utf8', timeout: 30_000 });
   if (run.error) {
     throw new UsageError(`--config ${JSON.stringify(given)}: cannot run Python ${JSON.stringify(python)} to read it: ${run.error.message}`);
   }
-  let answer: { error?: string; settings?: Record<string, unknown>; functions?: Record<string, { arity: number }>; unreadable?: Record<string, string> };
+  let answer: {
+    error?: string;
+    settings?: Record<string, unknown>;
+    functions?: Record<string, { arity: number }>;
+    unreadable?: Record<string, string>;
+    worker_class?: WorkerClassInspection;
+  };
   try {
     answer = JSON.parse(run.stdout.trim().split('\n').pop() ?? '');
   } catch {
@@ -64,5 +77,6 @@ export function readConfigFile(given: string, python: string, cwd = process.cwd(
     functions: answer.functions ?? {},
     unreadable: answer.unreadable ?? {},
     printed: run.stderr,
+    ...(answer.worker_class ? { workerClass: answer.worker_class } : {}),
   };
 }

@@ -16,6 +16,8 @@ import { Recycler, type RecyclingSettings } from './recycling.js';
 import { bindAll, systemdListenFds, type Listener } from './sockets.js';
 import { inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
+import { UVICORN_WORKER_CLASSES } from './settings.js';
+import { checkWorkerClass, workerClassSettings } from './worker-class.js';
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
@@ -90,6 +92,7 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     uvicorn: config.uvicorn,
     proc_name: config.procName ?? null,
     ...hookSettings(config),
+    ...workerClassSettings(config.workerClass),
   };
 }
 
@@ -307,11 +310,20 @@ function resolveCommandLine(argv: readonly string[], startCwd: string): CommandL
   if (first.helpOrVersion) return parseCommandLine(argv, process.env);
   changeDirectory(first.chdir, startCwd);
   const file = configFileToRead(first.config);
-  const configFile = file === undefined ? undefined : readConfigFile(file, first.python);
+  // The reader also checks a worker class named above or in the file: one Python run for both.
+  const hint = { upper: first.aboveFile, known: Object.keys(UVICORN_WORKER_CLASSES) };
+  const configFile = file === undefined ? undefined : readConfigFile(file, first.python, process.cwd(), hint);
   if (configFile?.printed) process.stderr.write(configFile.printed);
-  const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
+  const context = { configFile, cpuLimit: (root: string) => readCpuLimit(root) };
+  let parsed = parseCommandLine(argv, process.env, context);
   // A chdir set in the config file itself applies after reading it, as in gunicorn.
   if ('config' in parsed) changeDirectory(parsed.config.chdir, startCwd);
+  // A worker class corral does not know by name is imported and checked once, before anything starts.
+  if ('config' in parsed && parsed.config.workerClass?.pending) {
+    const fromReader = { inspection: configFile?.workerClass, python: first.python };
+    const workerClass = checkWorkerClass(parsed.config.workerClass.name, parsed.config, fromReader, process.env);
+    parsed = parseCommandLine(argv, process.env, { ...context, workerClass });
+  }
   return parsed;
 }
 
@@ -354,6 +366,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     config = parsed.config;
   } catch (error) {
     if (error instanceof CorralError) {
+      if (error.detail) process.stderr.write(error.detail.endsWith('\n') ? error.detail : `${error.detail}\n`);
       process.stderr.write(`corral: error: ${error.message}\n`);
       return error.exitCode;
     }
