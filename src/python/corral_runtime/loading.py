@@ -9,7 +9,6 @@ from typing import Any
 from .app_target import load_app_target
 from .failures import report_failure
 from .settings import EXIT_APP_LOAD_FAILURE, SETTINGS
-from .worker_class import load_in_worker
 
 
 def add_app_dir_to_path() -> None:
@@ -46,6 +45,9 @@ def load_worker_class() -> dict[str, Any]:
     spec = SETTINGS.get("worker_class")
     if not spec:
         return {}
+    # Imported only here: a worker without a custom class pays nothing for it.
+    from .worker_class import load_in_worker
+
     try:
         return load_in_worker(spec)
     except BaseException as exc:  # noqa: BLE001 - the class's module is user code
