@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 
 export interface BoundedRunOptions {
   cwd: string;
+  env?: NodeJS.ProcessEnv;
   /** Past this the command is killed. */
   timeoutMs: number;
   /** Past this many bytes on stdout or on stderr the command is killed. */
@@ -28,7 +29,7 @@ export function runBounded(command: string, args: readonly string[], options: Bo
       resolve({ outcome: 'aborted' });
       return;
     }
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, ...(options.env ? { env: options.env } : {}), stdio: ['ignore', 'pipe', 'pipe'] });
     const output = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
     const sizes = { stdout: 0, stderr: 0 };
     let verdict: BoundedRunResult | undefined;

@@ -1,27 +1,30 @@
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { CorralConfig } from './options.js';
 
-// Imports the app once the way a worker does (app dir, pythonpath, env file, factory), so a broken
-// import shows up before deployment rather than as a boot failure.
+/** The worker runtime's directory: the check loads the app with the workers' own code. */
+const RUNTIME_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'python');
+
+// Imports the app once the way a worker does (app dir, pythonpath, env file, factory or factory call),
+// so a broken import shows up before deployment rather than as a boot failure.
 const CHECK_SCRIPT = `
 import json, os, sys, traceback
 settings = json.loads(sys.argv[1])
+sys.path.append(settings["runtime"])
 for directory in reversed(settings["path"]):
     sys.path.insert(0, os.path.abspath(directory))
 if settings["env_file"]:
     from dotenv import load_dotenv
     load_dotenv(settings["env_file"])
 try:
-    from uvicorn.importer import import_from_string
-    app = import_from_string(settings["app"])
-    if settings["factory"]:
-        app = app()
+    from corral_runtime.app_target import load_app_target
+    app = load_app_target(settings["app"], settings["factory"])
 except BaseException as exc:
     traceback.print_exc()
     print(f"cannot import the app {settings['app']!r}: {type(exc).__name__}: {exc}", file=sys.stderr)
     sys.exit(1)
 `;
-
 export interface CheckResult {
   ok: boolean;
   output: string;
@@ -34,6 +37,7 @@ export function checkAppImports(config: CorralConfig, env: NodeJS.ProcessEnv): C
     factory: config.factory,
     path: [config.appDir, ...config.pythonPath],
     env_file: config.uvicorn.env_file ?? null,
+    runtime: RUNTIME_DIR,
   };
   const run = spawnSync(config.python, ['-c', CHECK_SCRIPT, JSON.stringify(settings)], {
     env: { ...env, ...config.rawEnv },

@@ -1,10 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runBounded, type BoundedRunResult } from './bounded-run.js';
 import { UsageError } from './exit-codes.js';
-
-const DUMP_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'python', 'corral_config_dump.py');
+import { DUMP_SCRIPT, type WorkerClassInspection } from './worker-class.js';
 
 /** gunicorn's default config file, read when present and no -c is given. */
 export const DEFAULT_CONFIG_FILE = './gunicorn.conf.py';
@@ -21,6 +19,14 @@ export interface ReadConfigFileOptions {
   limits?: ConfigFileLimits;
   /** Aborting stops the run (the master is stopping); the read then rejects. */
   signal?: AbortSignal;
+  /** A worker class to check in the same run (src/worker-class.ts). */
+  workerClassHint?: WorkerClassHint;
+}
+
+/** What the reader needs to check a worker class in the same run: the values set above the file, and the class names corral knows. */
+export interface WorkerClassHint {
+  upper: Record<string, unknown>;
+  known: string[];
 }
 
 function describeBytes(bytes: number): string {
@@ -57,6 +63,8 @@ export interface ConfigFileContents {
   unreadable: Record<string, string>;
   /** What running the file printed (gunicorn shows it once, at start). */
   printed?: string;
+  /** The check of a worker class made in the same run (src/worker-class.ts), when the file and `aboveFile` settled it. */
+  workerClass?: WorkerClassInspection;
 }
 
 /**
@@ -84,9 +92,17 @@ export async function readConfigFile(given: string, python: string, cwd = proces
     }
     return { given, path: absolute, settings: settings as Record<string, unknown>, functions: {}, unreadable: {} };
   }
-  const run = await runBounded(python, [DUMP_SCRIPT, isModule ? given : absolute], { cwd, ...limits, ...(options.signal ? { signal: options.signal } : {}) });
+  const hint = options.workerClassHint;
+  const args = [DUMP_SCRIPT, isModule ? given : absolute, ...(hint ? [JSON.stringify({ speculate: hint })] : [])];
+  const run = await runBounded(python, args, { cwd, ...limits, ...(options.signal ? { signal: options.signal } : {}) });
   if (run.outcome !== 'exited') throw new UsageError(runFailure(given, python, run, limits));
-  let answer: { error?: string; settings?: Record<string, unknown>; functions?: Record<string, { arity: number }>; unreadable?: Record<string, string> };
+  let answer: {
+    error?: string;
+    settings?: Record<string, unknown>;
+    functions?: Record<string, { arity: number }>;
+    unreadable?: Record<string, string>;
+    worker_class?: WorkerClassInspection;
+  };
   try {
     answer = JSON.parse(run.stdout.trim().split('\n').pop() ?? '');
   } catch {
@@ -100,5 +116,6 @@ export async function readConfigFile(given: string, python: string, cwd = proces
     functions: answer.functions ?? {},
     unreadable: answer.unreadable ?? {},
     printed: run.stderr,
+    ...(answer.worker_class ? { workerClass: answer.worker_class } : {}),
   };
 }

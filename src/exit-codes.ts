@@ -14,11 +14,12 @@ export const ExitCode = {
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
-/** An error that ends corral with a given exit code and one line for the user. */
+/** An error that ends corral with a given exit code and one line for the user (after `detail`, a traceback, when there is one). */
 export class CorralError extends Error {
   constructor(
     message: string,
     readonly exitCode: ExitCodeValue,
+    readonly detail?: string,
   ) {
     super(message);
     this.name = 'CorralError';

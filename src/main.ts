@@ -20,6 +20,8 @@ import { initUnavailableReason, INIT_NAME } from './pid-one.js';
 import { containerInitParent, inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
 import { VERSION } from './version.js';
 import { checkWorkerCount, readMachineLimits } from './worker-capacity.js';
+import { UVICORN_WORKER_CLASSES } from './settings.js';
+import { checkWorkerClass, workerClassSettings } from './worker-class.js';
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
 import { routeWorkerOutput } from './worker-output.js';
@@ -96,6 +98,7 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     uvicorn: config.uvicorn,
     proc_name: config.procName ?? null,
     ...hookSettings(config),
+    ...workerClassSettings(config.workerClass),
   };
 }
 
@@ -318,11 +321,20 @@ async function resolveCommandLine(argv: readonly string[], startCwd: string, sig
   if (first.helpOrVersion) return parseCommandLine(argv, process.env);
   changeDirectory(first.chdir, startCwd);
   const file = configFileToRead(first.config);
-  const configFile = file === undefined ? undefined : await readConfigFile(file, first.python, process.cwd(), signal ? { signal } : {});
+  // The reader also checks a worker class named above or in the file: one Python run for both.
+  const workerClassHint = { upper: first.aboveFile, known: Object.keys(UVICORN_WORKER_CLASSES) };
+  const configFile = file === undefined ? undefined : await readConfigFile(file, first.python, process.cwd(), { workerClassHint, ...(signal ? { signal } : {}) });
   if (configFile?.printed) process.stderr.write(configFile.printed);
-  const parsed = parseCommandLine(argv, process.env, { configFile, cpuLimit: (root) => readCpuLimit(root) });
+  const context = { configFile, cpuLimit: (root: string) => readCpuLimit(root) };
+  let parsed = parseCommandLine(argv, process.env, context);
   // A chdir set in the config file itself applies after reading it, as in gunicorn.
   if ('config' in parsed) changeDirectory(parsed.config.chdir, startCwd);
+  // A worker class corral does not know by name is imported and checked once, before anything starts.
+  if ('config' in parsed && parsed.config.workerClass?.pending) {
+    const fromReader = { inspection: configFile?.workerClass, python: first.python };
+    const workerClass = await checkWorkerClass(parsed.config.workerClass.name, parsed.config, fromReader, process.env);
+    parsed = parseCommandLine(argv, process.env, { ...context, workerClass });
+  }
   return parsed;
 }
 
@@ -369,6 +381,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     if (crowded) config = { ...config, notices: [...config.notices, { level: 'warn', setting: 'workers', msg: crowded }] };
   } catch (error) {
     if (error instanceof CorralError) {
+      if (error.detail) process.stderr.write(error.detail.endsWith('\n') ? error.detail : `${error.detail}\n`);
       process.stderr.write(`corral: error: ${error.message}\n`);
       return error.exitCode;
     }

@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
+import { parseAppTarget } from './app-target.js';
 import { parseArgv, type ParsedArgv } from './argv.js';
 import { describeBind, parseBind, type BindSpec } from './bind.js';
 import type { ConfigFileContents } from './config-file.js';
+import { applyConfigKwargs, isFromWorkerClass, workerClassSource } from './config-kwargs.js';
 import { workersForCpus, type CpuLimit } from './cpu-limit.js';
-import { UsageError } from './exit-codes.js';
+import { CorralError, ExitCode, UsageError } from './exit-codes.js';
 import { helpText } from './help.js';
 import { suggestName } from './misspelling.js';
 import { parseMetricsBind, resolveControlSocket, type TcpAddress } from './observability-options.js';
@@ -25,6 +27,7 @@ import {
   type Value,
 } from './settings.js';
 import { shellWords } from './shell-words.js';
+import { needsInspection, type WorkerClassInspection, type WorkerClassResult } from './worker-class.js';
 
 export { LOG_FORMATS, LOG_LEVELS };
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -108,11 +111,29 @@ export interface CorralConfig {
   reloadExtraFiles: string[];
   /** The config file read, and its server hooks by side. */
   configFile: { path: string; workerHooks: string[]; masterHooks: string[] } | undefined;
+  /** A UvicornWorker subclass corral does not know by name (undefined for the ones it does). */
+  workerClass: WorkerClassConfig | undefined;
   /** Every setting with its value and source, keyed by setting name. */
   settings: Record<string, Resolved>;
   /** Lines the log must show at start: ignored and unsupported settings, misspellings, auto workers. */
   notices: Notice[];
 }
+
+/**
+ * A worker class imported to be checked (src/worker-class.ts). pending: not checked yet; main imports
+ * it with the workers' Python and parses again with the answer.
+ */
+export type WorkerClassConfig =
+  | { name: string; pending: true }
+  | {
+      name: string;
+      pending?: false;
+      /** What the workers put on sys.path before importing it, and the config file of a `__config__.Name`. */
+      paths: string[];
+      configFile: string | null;
+      /** CONFIG_KWARGS keywords the workers pass to uvicorn.Config as the class has them. */
+      passthrough: string[];
+    };
 
 export type CommandLine =
   | { kind: 'run'; config: CorralConfig }
@@ -130,6 +151,8 @@ export function defaultMaxSurge(workers: number): number {
 export interface ParseContext {
   configFile?: ConfigFileContents;
   cpuLimit?: (cgroupRoot: string) => CpuLimit;
+  /** The check of a worker class corral does not know by name, when it has been made. */
+  workerClass?: WorkerClassInspection;
 }
 
 type Layer = Map<string, Resolved>;
@@ -273,13 +296,15 @@ function valueIn(layers: Layer[], name: string): Resolved | undefined {
 export function preliminarySettings(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-): { config: string | undefined; python: string; chdir: string | undefined; helpOrVersion: boolean } {
+): { config: string | undefined; python: string; chdir: string | undefined; helpOrVersion: boolean; aboveFile: Record<string, Value> } {
   const { layers, cli } = commandLayers(argv, env, []);
   const text = (name: string) => {
     const value = valueIn(layers, name)?.value;
     return typeof value === 'string' ? value : undefined;
   };
-  return { config: text('config'), python: text('python') ?? defaultPython(env), chdir: text('chdir'), helpOrVersion: cli.help || cli.version };
+  // What the config file cannot change: the reader checks the worker class with these in the same run.
+  const aboveFile = Object.fromEntries(['worker_class', 'pythonpath', 'app_dir', 'raw_env', 'chdir'].map((name) => [name, valueIn(layers, name)?.value ?? null]));
+  return { config: text('config'), python: text('python') ?? defaultPython(env), chdir: text('chdir'), helpOrVersion: cli.help || cli.version, aboveFile };
 }
 
 /** How a setting is named in a notice: its long flag, or its config-file name. */
@@ -299,16 +324,83 @@ function noticesForSupport(settings: Record<string, Resolved>, notices: Notice[]
   }
 }
 
-function workerClass(resolved: Resolved): { http?: 'h11'; note?: string } {
+const SUPPORTED_CLASSES = 'use uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (or their H11 variants, or a subclass of them).';
+
+/** Why a worker class is refused, in one line that says what to do instead. */
+function refusal(label: string, name: string, result: Extract<WorkerClassResult, { refused: string }>): string {
+  switch (result.refused) {
+    case 'not-a-class':
+      return `${label}: ${name} is a ${result.type}, not a class; ${SUPPORTED_CLASSES}`;
+    case 'not-uvicorn':
+      return (
+        `${label}: ${name} is not a UvicornWorker subclass (its bases: ${result.bases.join(', ') || 'none'}); ${SUPPORTED_CLASSES} ` +
+        'corral runs ASGI apps on uvicorn only; keep gunicorn for WSGI apps.'
+      );
+    case 'overrides':
+      return (
+        `${label}: ${name} overrides ${result.methods.join(', ')} of ${result.base}, which corral never calls (it runs uvicorn itself); ` +
+        'keep only CONFIG_KWARGS in the class, and move start-up code to a post_fork or post_worker_init hook or to the app\'s lifespan.'
+      );
+    case 'bad-config-kwargs':
+      return `${label}: CONFIG_KWARGS of ${name} is not a dict keyed by uvicorn.Config keywords: ${result.repr}`;
+  }
+}
+
+/** Inserts `name` right after `after` in the settings' order, so --print-config shows them together. */
+function insertAfter(settings: Record<string, Resolved>, after: string, name: string, resolved: Resolved): void {
+  const entries = Object.entries(settings);
+  entries.splice(entries.findIndex(([key]) => key === after) + 1, 0, [name, resolved]);
+  for (const key of Object.keys(settings)) delete settings[key];
+  Object.assign(settings, Object.fromEntries(entries));
+}
+
+/**
+ * The worker class: the UvicornWorker classes corral knows by name; gunicorn's own classes refused;
+ * any other class checked by importing it (context.workerClass) and its CONFIG_KWARGS applied.
+ */
+function resolveWorkerClass(settings: Record<string, Resolved>, context: ParseContext, python: string, notices: Notice[]): WorkerClassConfig | undefined {
+  const resolved = settings.worker_class!;
   const name = String(resolved.value);
+  const label = `--worker-class ${JSON.stringify(name)} (${resolved.source})`;
+  const setHttp = (http: 'h11' | undefined, source: string) => {
+    if (http && settings.http!.source === 'default') settings.http = { value: http, source };
+  };
   const known = UVICORN_WORKER_CLASSES[name];
-  if (known) return known;
-  const subclass = /uvicorn/i.test(name)
-    ? ' A UvicornWorker subclass: pass its CONFIG_KWARGS as corral options instead (--loop, --http, --lifespan, …).'
-    : ' corral runs ASGI apps on uvicorn only; keep gunicorn for WSGI apps.';
-  throw new UsageError(
-    `--worker-class ${JSON.stringify(name)} (${resolved.source}): not supported; use uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (or their H11 variants).${subclass}`,
-  );
+  if (known) {
+    if (known.note) notices.push({ level: 'info', setting: 'worker_class', msg: known.note });
+    setHttp(known.http, `--worker-class ${name}`);
+    return undefined;
+  }
+  if (!needsInspection(name)) {
+    throw new UsageError(`${label}: not supported; ${SUPPORTED_CLASSES} corral runs ASGI apps on uvicorn only; keep gunicorn for WSGI apps.`);
+  }
+  const inspection = context.workerClass;
+  if (!inspection || inspection.request.name !== name) return { name, pending: true };
+  const result = inspection.result;
+  if ('import_error' in result) {
+    const why = result.missing_gunicorn
+      ? `its module imports gunicorn (uvicorn.workers and uvicorn_worker classes derive from gunicorn's Worker), which is not installed for ${python}; install gunicorn there (corral needs it only to import this class), or pass the CONFIG_KWARGS as corral options and drop ${label.split(' (')[0]}`
+      : result.import_error;
+    throw new CorralError(`cannot import the worker class ${JSON.stringify(name)} (${resolved.source}): ${why}`, ExitCode.appLoadFailure, result.traceback);
+  }
+  if ('refused' in result) throw new UsageError(refusal(label, name, result));
+  let passthrough: string[] = [];
+  if (result.config_kwargs) {
+    const kwargs = result.config_kwargs;
+    const unreadable = result.unreadable ?? {};
+    passthrough = applyConfigKwargs(settings, name, kwargs, unreadable, result.config_params ?? [], notices);
+    insertAfter(settings, 'worker_class', 'config_kwargs', { value: { ...kwargs, ...unreadable }, source: workerClassSource(name) });
+    const keys = Object.keys({ ...kwargs, ...unreadable });
+    notices.push({
+      level: 'info',
+      setting: 'worker_class',
+      msg: `worker class ${name} (a ${result.base} subclass): its CONFIG_KWARGS apply${keys.length > 0 ? `: ${keys.join(', ')}` : ' (empty)'}`,
+    });
+  } else {
+    setHttp(result.h11 ? 'h11' : undefined, `--worker-class ${name} (a ${result.base} subclass)`);
+    notices.push({ level: 'info', setting: 'worker_class', msg: `worker class ${name}: a ${result.base} subclass with no CONFIG_KWARGS of its own` });
+  }
+  return { name, paths: inspection.request.paths, configFile: inspection.request.config_file, passthrough };
 }
 
 /** uvicorn's --host/--port/--uds/--fd make one bind, as uvicorn chooses it: fd, else uds, else host:port. */
@@ -363,12 +455,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
 
   const app = value<string | null>('app');
   if (!app) throw new UsageError('no APP given: pass the app as module:attribute, e.g. corral app.main:app');
-  if (!/^[\w.]+:[\w.]+$/.test(app)) throw new UsageError(`APP ${JSON.stringify(app)}: expected module:attribute, e.g. app.main:app`);
-
-  const workerKind = workerClass(settings.worker_class!);
-  if (workerKind.note) notices.push({ level: 'info', setting: 'worker_class', msg: workerKind.note });
-  if (workerKind.http && settings.http!.source === 'default') {
-    settings.http = { value: workerKind.http, source: `--worker-class ${String(value('worker_class'))}` };
+  // Its CONFIG_KWARGS come first: every value read below is the one the class leaves.
+  const workerClass = resolveWorkerClass(settings, context, value<string | null>('python') ?? defaultPython(env), notices);
+  const target = parseAppTarget(app);
+  if (target.call && value<boolean>('factory')) {
+    throw new UsageError(`APP ${JSON.stringify(app)} calls the factory already; drop --factory (${settings.factory!.source}), which would call what it returns`);
   }
 
   let workers: number;
@@ -420,10 +511,11 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
   const uvicorn: UvicornSettings = {};
   for (const setting of SETTINGS) {
     if (!setting.uvicornKwarg || setting.uvicornKwarg === 'log_config') continue;
-    const resolved = settings[setting.name]!.value;
-    if (resolved !== null) uvicorn[setting.uvicornKwarg] = resolved;
+    const resolved = settings[setting.name]!;
+    // A None from a worker class's CONFIG_KWARGS is uvicorn's own "off" (ws_ping_interval=None): passed on.
+    if (resolved.value !== null || isFromWorkerClass(resolved)) uvicorn[setting.uvicornKwarg] = resolved.value;
   }
-  uvicorn.headers = parseHeaders(value<string[]>('headers'));
+  uvicorn.headers = parseHeaders(value<string[] | null>('headers') ?? []);
   const logConfig = value('logconfig_dict') ?? value('logconfig_json') ?? value('logconfig');
   if (logConfig !== null) uvicorn.log_config = logConfig;
 
@@ -472,6 +564,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     reloadDelay: value<number>('reload_delay'),
     reloadExtraFiles: value<string[]>('reload_extra_files'),
     configFile: context.configFile ? { path: context.configFile.path || context.configFile.given, workerHooks, masterHooks } : undefined,
+    workerClass,
     settings,
     notices,
   };

@@ -134,12 +134,12 @@ function hook(name: string, worker: boolean): Setting {
 
 export const SETTINGS: readonly Setting[] = [
   // --- what to run ---
-  { name: 'app', type: 'string', default: null, flags: [], fileAliases: ['wsgi_app'], aliasesOnlyInFile: true, origin: GU, support: 'honoured', help: 'The ASGI app, module:attribute (the positional APP; wsgi_app in a config file)', noEnv: true },
+  { name: 'app', type: 'string', default: null, flags: [], fileAliases: ['wsgi_app'], aliasesOnlyInFile: true, origin: GU, support: 'honoured', help: 'The ASGI app, module:attribute, or gunicorn\'s call of a factory with literal arguments, module:create_app(\'prod\', debug=False) (the positional APP; wsgi_app in a config file)', noEnv: true },
   { name: 'config', type: 'string', default: null, flags: ['-c', '--config'], origin: G, support: 'honoured', help: 'Config file: a gunicorn.conf.py (or python:module, or a .json file) [default: ./gunicorn.conf.py when present]' },
-  { name: 'factory', type: 'bool', default: false, flags: ['--factory'], uvicornParam: 'factory', origin: U, support: 'honoured', help: 'APP is a factory: call it to get the app' },
+  { name: 'factory', type: 'bool', default: false, flags: ['--factory'], uvicornParam: 'factory', origin: U, support: 'honoured', help: 'APP is a factory: call it with no arguments to get the app (uvicorn\'s; gunicorn\'s module:create_app() form needs no --factory)' },
   { name: 'app_dir', type: 'string', default: '.', flags: ['--app-dir'], uvicornParam: 'app_dir', origin: U, support: 'honoured', help: 'Directory added to the module search path' },
   { name: 'python', type: 'string', default: null, flags: ['--python'], origin: C, support: 'honoured', help: 'Python interpreter for the workers [default: $VIRTUAL_ENV/bin/python, else python3]' },
-  { name: 'worker_class', type: 'string', default: 'uvicorn.workers.UvicornWorker', flags: ['-k', '--worker-class'], origin: G, support: 'honoured', help: 'gunicorn worker class: uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (the H11 variants mean --http h11); others are refused' },
+  { name: 'worker_class', type: 'string', default: 'uvicorn.workers.UvicornWorker', flags: ['-k', '--worker-class'], origin: G, support: 'honoured', help: 'gunicorn worker class: uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (the H11 variants mean --http h11), or a subclass of them, whose CONFIG_KWARGS apply; gunicorn\'s own classes are refused' },
   { name: 'chdir', type: 'string', default: null, flags: ['--chdir'], origin: G, support: 'honoured', help: 'Change to this directory before loading the config file and the app' },
   { name: 'pythonpath', type: 'string', default: null, flags: ['--pythonpath'], origin: G, support: 'honoured', help: 'Comma-separated directories added to the workers\' module search path' },
   // No CORRAL_ENV: a name that generic is too likely to mean something else; CORRAL_CMD_ARGS="-e K=V" works.

@@ -30,6 +30,8 @@ beforeAll(() => {
   workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-dropin-'));
   fs.copyFileSync(path.join(FIXTURES, 'uvicorn.env'), path.join(workdir, '.env'));
   fs.mkdirSync(path.join(workdir, 'src'));
+  // Worker classes next to the app and in config files, as projects keep them.
+  for (const file of ['custom_uvicorn_worker.py', 'worker_class.conf.py', 'worker_class_name.conf.py']) fs.copyFileSync(path.join(FIXTURES, file), path.join(workdir, file));
   confdir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-dropin-conf-'));
   fs.copyFileSync(path.join(FIXTURES, 'gunicorn.conf.py'), path.join(confdir, 'gunicorn.conf.py'));
 });
@@ -183,6 +185,28 @@ const CASES: Case[] = [
   { line: 'uvicorn app:app --host 0.0.0.0', env: { WEB_CONCURRENCY: '5', FORWARDED_ALLOW_IPS: '172.16.0.0/12' }, expect: { workers: 5, bind: ['0.0.0.0:8000'], forwarded_allow_ips: '172.16.0.0/12' } },
   { line: 'uvicorn --fd 0 app:app --reload --reload-dir src --reload-include "*.yaml"', expect: { bind: ['fd://0'], reload: true, reload_dirs: ['src'], reload_includes: ['*.yaml'] } },
   { line: 'uvicorn app:app --ssl-keyfile key.pem --ssl-certfile cert.pem --ws-per-message-deflate false --ws-max-size 1048576', expect: { keyfile: 'key.pem', certfile: 'cert.pem', ws_per_message_deflate: false, ws_max_size: 1048576 } },
+  // Custom UvicornWorker subclasses: their CONFIG_KWARGS show as settings from the worker class
+  {
+    line: 'gunicorn -k custom_uvicorn_worker.CustomUvicornWorker -w 2 -b 0.0.0.0:8000 app.main:app',
+    expect: { worker_class: 'custom_uvicorn_worker.CustomUvicornWorker', workers: 2, server_header: false, headers: ['X-Worker-Class:next-to-the-app'] },
+    stderr: ['worker class custom_uvicorn_worker.CustomUvicornWorker (a uvicorn.workers.UvicornWorker subclass): its CONFIG_KWARGS apply: server_header, headers'],
+  },
+  {
+    line: 'gunicorn --worker-class corral_dropin_workers.asgi.gunicorn_worker.UvicornWorker --pythonpath "$FIXTURES" -b 0.0.0.0:8000 app.asgi:application',
+    env: { FIXTURES },
+    expect: { loop: 'asyncio', http: 'h11', server_header: false, headers: ['X-Worker-Class:package'] },
+  },
+  {
+    line: 'gunicorn app.main:app', env: { GUNICORN_CMD_ARGS: '--worker-class custom_uvicorn_worker.PrecedenceWorker --keep-alive 2' },
+    expect: { worker_class: 'custom_uvicorn_worker.PrecedenceWorker', keepalive: 7, forwarded_allow_ips: '*' },
+    stderr: ['overrides keepalive = 2 ($GUNICORN_CMD_ARGS)'],
+  },
+  { line: 'gunicorn -c worker_class.conf.py app.main:app', expect: { worker_class: '__config__.ConfigFileWorker', headers: ['X-Worker-Class:config-file'], server_header: false } },
+  { line: 'gunicorn -c worker_class_name.conf.py app.main:app', expect: { worker_class: 'custom_uvicorn_worker.CustomUvicornWorker', headers: ['X-Worker-Class:next-to-the-app'] } },
+  { line: 'gunicorn -c worker_class_name.conf.py -k uvicorn.workers.UvicornWorker app.main:app', expect: { worker_class: 'uvicorn.workers.UvicornWorker', server_header: true, headers: [] } },
+  // gunicorn's factory calls
+  { line: "gunicorn -k uvicorn.workers.UvicornWorker -w 2 'app.main:create_app()'", expect: { app: 'app.main:create_app()', factory: false, workers: 2 } },
+  { line: `gunicorn "app.main:create_app('prod', debug=False)" -k uvicorn_worker.UvicornWorker -b 0.0.0.0:8000`, expect: { app: "app.main:create_app('prod', debug=False)", bind: ['0.0.0.0:8000'] } },
 ];
 
 describe('gunicorn and uvicorn command lines through corral --print-config --json', () => {
@@ -217,6 +241,13 @@ describe('gunicorn and uvicorn command lines through corral --print-config --jso
       expect(printed.stderr.trim().split('\n')).toHaveLength(1);
       expect(printed.stderr).toContain(`--worker-class "${workerClass}" (command line): not supported; use uvicorn.workers.UvicornWorker`);
     }
+  });
+
+  it('refuses a factory call with arguments that are not literals, naming the APP', async () => {
+    const printed = await printConfig("gunicorn -k uvicorn.workers.UvicornWorker 'app.main:create_app(settings)'");
+    expect(printed.code).toBe(2);
+    expect(printed.stderr.trim().split('\n')).toHaveLength(1);
+    expect(printed.stderr).toContain('corral: error: APP "app.main:create_app(settings)": settings is not a literal');
   });
 
   it('exits 2 with one line for a bad value or a missing config file', async () => {

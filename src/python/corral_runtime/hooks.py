@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import logging
 import os
@@ -12,7 +11,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from . import settings
+from . import config_module, settings
 from .failures import report_failure
 from .settings import EXIT_BOOT_FAILURE, SETTINGS
 
@@ -90,21 +89,12 @@ class Hooks:
 
 
 def load_config_module(path: str) -> types.ModuleType:
-    """Runs the config file again in this worker to get its hook functions (functions cannot be sent)."""
-    import importlib
-    import importlib.util
-
-    if path.startswith("python:"):
-        return importlib.import_module(path[len("python:"):])
-    sys.path.insert(0, os.path.dirname(path))
-    spec = importlib.util.spec_from_file_location("__config__", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    # The master already showed what the config file prints when it read it; once is enough.
-    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-        spec.loader.exec_module(module)
-    return module
+    """Runs the config file again in this worker to get its hook functions (functions cannot be sent);
+    a worker class defined in the file comes from the same module (worker_class.py)."""
+    loaded = sys.modules.get("__config__")
+    if loaded is not None and not path.startswith("python:"):
+        return loaded
+    return config_module.load_config_module(path, quiet=True)
 
 
 # Rebound by load_hooks: read it as hooks.HOOKS, never import a copy.

@@ -1,4 +1,4 @@
-"""Loading the user's app: its directory on sys.path, uvicorn's --env-file, the import itself."""
+"""Loading the user's code: its directory on sys.path, uvicorn's --env-file, a worker class, the app itself."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from .app_target import load_app_target
 from .failures import report_failure
 from .settings import EXIT_APP_LOAD_FAILURE, SETTINGS
 
@@ -26,16 +27,29 @@ def load_env_file() -> None:
 
 
 def load_app() -> Any:
-    """Import the app (and call its factory); exit 4 with the traceback on any failure."""
-    from uvicorn.importer import import_from_string
-
+    """Import the app (uvicorn's --factory, or gunicorn's module:create_app(...)); exit 4 with the traceback on any failure."""
     add_app_dir_to_path()
     target = SETTINGS["app"]
     try:
-        app = import_from_string(target)
-        if SETTINGS.get("factory"):
-            app = app()
+        app = load_app_target(target, bool(SETTINGS.get("factory")))
     except BaseException as exc:  # noqa: BLE001 - any failure to import is the app's, reported as such
         report_failure("app-load", exc, f"cannot import the app {target!r}")
         os._exit(EXIT_APP_LOAD_FAILURE)
     return app
+
+
+def load_worker_class() -> dict[str, Any]:
+    """A UvicornWorker subclass given with -k: imported here as gunicorn's master imports it before
+    forking, so its module's start-up code runs in every worker; returns the CONFIG_KWARGS values the
+    master left to the worker. A module that no longer imports fails the boot like the app (exit 4)."""
+    spec = SETTINGS.get("worker_class")
+    if not spec:
+        return {}
+    # Imported only here: a worker without a custom class pays nothing for it.
+    from .worker_class import load_in_worker
+
+    try:
+        return load_in_worker(spec)
+    except BaseException as exc:  # noqa: BLE001 - the class's module is user code
+        report_failure("app-load", exc, f"cannot import the worker class {spec.get('name')!r}")
+        os._exit(EXIT_APP_LOAD_FAILURE)

@@ -10,7 +10,7 @@ import time
 from . import hooks, server
 from .channel import CONTROL
 from .failures import report_failure
-from .loading import load_app, load_env_file
+from .loading import load_app, load_env_file, load_worker_class
 from .logs import configure_logging
 from .parent import die_with_parent
 from .settings import EXIT_BOOT_FAILURE, SETTINGS
@@ -30,6 +30,8 @@ def main() -> int:
     CONTROL.watch_for_master_exit()
     started = time.monotonic()
     hooks.load_hooks()
+    # gunicorn imports the worker class before it forks: before post_fork, after the config file.
+    class_kwargs = load_worker_class()
     hooks.HOOKS.run("post_fork", server=True, fatal=True)
     load_env_file()
     app = load_app()
@@ -39,7 +41,7 @@ def main() -> int:
     CONTROL.send("loaded", seconds=round(time.monotonic() - started, 4))
     hooks.HOOKS.run("post_worker_init", server=False, fatal=True)
     try:
-        uvicorn_server = server.build_server(app)
+        uvicorn_server = server.build_server(app, class_kwargs)
         server.install_signal_handlers(uvicorn_server)
         uvicorn_server.run(sockets=sockets)
         hooks.HOOKS.run("worker_exit", server=True, fatal=False)

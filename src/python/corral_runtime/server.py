@@ -31,10 +31,12 @@ def inherited_sockets() -> list[socket.socket]:
     return sockets
 
 
-def build_server(app: Any) -> Any:
+def build_server(app: Any, class_kwargs: dict[str, Any] | None = None) -> Any:
     import uvicorn
 
     options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
+    # A worker class's CONFIG_KWARGS that the master could not carry: applied last, as gunicorn does.
+    options.update(class_kwargs or {})
     options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
     # Each worker is one uvicorn process; without this, uvicorn.Config parses $WEB_CONCURRENCY
     # itself and fails on corral's "auto".
