@@ -7,6 +7,7 @@ import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
 import { readCpuLimit } from './cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand } from './control-commands.js';
+import { installCrashHandler, onCrash } from './crash.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
@@ -173,6 +174,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
   const log = output.logger;
   let listeners: Listener[] = [];
   let upgrades: MasterUpgrades | undefined;
+  let forgetCrash = (): void => undefined;
   try {
     warnIfPidOne(log);
     const inheritance = inheritanceFromEnvironment(process.env);
@@ -226,6 +228,12 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
     const reloader = reloading ? new reloading.DevReloader(config, makeWorker, log) : undefined;
     const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    // A crash skips the finally below: what it does must still happen (workers, listeners, pid file).
+    forgetCrash = onCrash(() => {
+      for (const worker of arbiter.liveWorkers()) worker.stop('halt', 'kill');
+      for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+      upgrades?.releasePidFile();
+    });
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
     recycler.start();
     const reload = (reason = 'SIGHUP'): void => {
@@ -277,6 +285,7 @@ async function serve(givenConfig: CorralConfig, load: () => CommandLine, output:
       await observability?.close();
     }
   } finally {
+    forgetCrash();
     // A unix socket file still served by the other master of an upgrade stays.
     for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
     upgrades?.releasePidFile();
@@ -375,6 +384,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     else output.logger.info(fields, notice.msg);
   }
   if (config.procName) process.title = config.procName;
+  installCrashHandler(output.logger);
   try {
     return await serve(config, load, output, startCwd);
   } catch (error) {
