@@ -37,6 +37,17 @@ async function holdIdleConnections(port: number, count: number): Promise<net.Soc
   return sockets;
 }
 
+/** Connections waiting in the accept queue of the IPv4 socket listening on `port` (/proc/net/tcp). */
+function acceptQueue(port: number): number {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    // fields[1] is the local address, fields[3] the state (0A = LISTEN), fields[4] tx_queue:rx_queue.
+    if (fields[1] === local && fields[3] === '0A') return parseInt(fields[4]!.split(':')[1]!, 16);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
 /** The soft and hard RLIMIT_NOFILE of a running process. */
 function fdLimits(pid: number): { soft: number; hard: number } {
   const line = fs.readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'))!;
@@ -79,6 +90,8 @@ describe('file descriptor exhaustion', () => {
     const [first] = await corral.waitForReadyWorkers(2);
 
     const idle = await holdIdleConnections(metricsPort, 300);
+    // The master has taken every connection it will (held, or closed at once).
+    await waitFor(() => acceptQueue(metricsPort) === 0, 10_000, 'the master to accept the idle connections');
     // A worker dies while the clients hold on: its replacement needs descriptors of the master.
     process.kill(first!, 'SIGKILL');
     const replaced = await waitFor(
