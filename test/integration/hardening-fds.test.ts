@@ -142,6 +142,12 @@ describe('file descriptor exhaustion', () => {
     // The master lives, and the other worker serves meanwhile.
     expect(isAlive(corral.pid)).toBe(true);
     expect(await servingPid(port)).toBe(survivor);
+    // A USR2 upgrade cannot start its new master either: it fails, and this master serves on.
+    setSoftFdLimit(corral.pid, lowestFreeFd(corral.pid), limits.hard);
+    corral.signal('SIGUSR2');
+    const upgrade = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade failed'), 15_000, 'the failed upgrade');
+    expect(String(upgrade.error)).toContain('EMFILE');
+    expect(isAlive(corral.pid)).toBe(true);
 
     restore();
     const [refill] = await waitFor(
