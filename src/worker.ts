@@ -225,7 +225,7 @@ export class ProcessWorker extends WorkerRecord {
     }
     this.child = child;
     // Once the process has started, 'error' only reports a failed kill: its exit event follows.
-    child.once('error', (error) => {
+    child.on('error', (error) => {
       if (child.pid === undefined) this.failSpawn(error);
     });
     child.once('exit', (code, signal) => this.onExit({ code, signal }));
