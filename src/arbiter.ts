@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { AwakeClock } from './awake-clock.js';
 import { RespawnBackoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
-import type { SpawnWorker, StopMode, StopReason, Worker, WorkerExit, WorkerRole } from './worker.js';
+import { exitReason } from './restart-ledger.js';
+import { UnstartedWorker, type SpawnWorker, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerRole } from './worker.js';
 
 export interface ArbiterSettings {
   workers: number;
@@ -313,7 +314,14 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   }
 
   private spawn(slot: number, role: WorkerRole, generation = this.generation): Worker {
-    const worker = this.spawnWorker({ slot, generation, role });
+    const spec = { slot, generation, role };
+    let worker: Worker;
+    try {
+      worker = this.spawnWorker(spec);
+    } catch (error) {
+      // A spawn that fails, however it fails, is a failed boot: never an exception out of here.
+      worker = new UnstartedWorker(spec, error);
+    }
     this.workers.add(worker);
     this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
     this.emit('worker-spawn', worker);
@@ -351,7 +359,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       pid: worker.pid,
       code: exit.code,
       signal: exit.signal,
-      reason: worker.stopReason ?? (exit.signal ? 'signal' : 'crash'),
+      reason: exitReason(worker, exit),
       uptime: uptimeMs / 1000,
     };
     this.emit('worker-exit', worker, exit);
@@ -406,7 +414,12 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     }
     const delayMs = backoff.delayAfterDeath(uptimeMs);
     const error = worker.bootError ? { error: worker.bootError.message } : {};
-    this.log.warn({ ...fields, ...error, delay: delayMs / 1000 }, 'worker died; respawning');
+    if (worker.bootError?.kind === 'spawn') {
+      // The master's resources (fds, processes, memory), not the app: the slot's backoff paces the retries.
+      this.log.error({ worker: slot, reason: fields.reason, ...error, delay: delayMs / 1000 }, 'worker spawn failed; retrying after the backoff');
+    } else {
+      this.log.warn({ ...fields, ...error, delay: delayMs / 1000 }, 'worker died; respawning');
+    }
     this.cancelRespawn(slot);
     if (delayMs === 0) {
       this.spawn(slot, 'respawn');

@@ -8,6 +8,7 @@ import { ConfigRereads } from './config-rereads.js';
 import { readCpuLimit } from './cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
 import { isControlCommand } from './control-commands.js';
+import { installCrashHandler, onCrash } from './crash.js';
 import { createLogOutput, type LogOutput } from './logger.js';
 import { startObservability, type Observability } from './observability.js';
 import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
@@ -178,6 +179,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
   const log = output.logger;
   let listeners: Listener[] = [];
   let upgrades: MasterUpgrades | undefined;
+  let forgetCrash = (): void => undefined;
   try {
     reportPidOne(log);
     const inheritance = inheritanceFromEnvironment(process.env);
@@ -236,6 +238,12 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
     const reloader = reloading ? new reloading.DevReloader(config, makeWorker, log) : undefined;
     const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
+    // A crash skips the finally below: what it does must still happen (workers, listeners, pid file).
+    forgetCrash = onCrash(() => {
+      for (const worker of arbiter.liveWorkers()) worker.stop('halt', 'kill');
+      for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
+      upgrades?.releasePidFile();
+    });
     const recycler = new Recycler(arbiter, recyclingSettings(current), log);
     recycler.start();
     // The config file runs in a child process: the master serves signals, heartbeats and the control socket meanwhile.
@@ -291,6 +299,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
       await observability?.close();
     }
   } finally {
+    forgetCrash();
     // A unix socket file still served by the other master of an upgrade stays.
     for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
     upgrades?.releasePidFile();
@@ -403,6 +412,7 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     else output.logger.info(fields, notice.msg);
   }
   if (config.procName) process.title = config.procName;
+  installCrashHandler(output.logger);
   try {
     return await serve(config, load, output, startCwd);
   } catch (error) {

@@ -8,6 +8,11 @@ export interface Observability {
   close(): Promise<void>;
 }
 
+/** Whether the control socket's path was derived from --pid rather than given. */
+function controlSocketDerived(config: Pick<CorralConfig, 'settings'>): boolean {
+  return (config.settings.control_socket?.value ?? null) === null;
+}
+
 /** Whether corral should receive traffic: /readyz. */
 export function isReady(arbiter: Pick<Arbiter, 'stopping' | 'liveWorkers'>): boolean {
   return !arbiter.stopping && arbiter.liveWorkers().some((worker) => worker.state === 'ready');
@@ -18,7 +23,7 @@ export function isReady(arbiter: Pick<Arbiter, 'stopping' | 'liveWorkers'>): boo
  * (--metrics-bind), the control socket, and log reopening on SIGUSR1. `reload` is what SIGHUP does.
  */
 export async function startObservability(
-  config: Pick<CorralConfig, 'metricsBind' | 'controlSocket'>,
+  config: Pick<CorralConfig, 'metricsBind' | 'controlSocket' | 'settings'>,
   arbiter: Arbiter,
   output: LogOutput,
   reload: () => void,
@@ -52,26 +57,37 @@ export async function startObservability(
           return { contentType: metrics.contentType, body: await metrics.render() };
         },
         ready: () => isReady(arbiter),
-      });
+      }, log);
       closers.push(() => endpoints.close());
       const { host, family } = config.metricsBind;
       const where = family === 6 ? `[${host}]:${endpoints.port}` : `${host}:${endpoints.port}`;
       log.info({ metrics: `http://${where}/metrics` }, `metrics and health endpoints on http://${where} (/metrics, /healthz, /readyz)`);
     }
     if (config.controlSocket) {
-      const [{ ControlServer }, { collectStatus }] = await Promise.all([import('./control-socket.js'), import('./status.js')]);
-      const control = await ControlServer.listen(
-        config.controlSocket,
-        {
-          status: () => collectStatus(arbiter, ledger),
-          reload,
-          scale: (workers) => arbiter.requestScaleTo(workers),
-          stop: (mode) => arbiter.stop(mode),
-        },
-        log,
-      );
-      closers.push(() => control.close());
-      log.info({ controlSocket: control.path }, `control socket at ${control.path}`);
+      const [{ ControlServer, ControlSocketUnavailable }, { collectStatus }] = await Promise.all([import('./control-socket.js'), import('./status.js')]);
+      const path = config.controlSocket;
+      try {
+        const control = await ControlServer.listen(
+          path,
+          {
+            status: () => collectStatus(arbiter, ledger),
+            reload,
+            scale: (workers) => arbiter.requestScaleTo(workers),
+            stop: (mode) => arbiter.stop(mode),
+          },
+          log,
+        );
+        closers.push(() => control.close());
+        log.info({ controlSocket: control.path }, `control socket at ${control.path}`);
+      } catch (error) {
+        // The path beside the pid file was not asked for: in a shared directory another program may
+        // hold it, which must not keep corral from serving. A path given with --control-socket was.
+        if (!(error instanceof ControlSocketUnavailable) || error.heldByCorral || !controlSocketDerived(config)) throw error;
+        log.warn(
+          { controlSocket: path, reason: error.reason },
+          `no control socket: at ${path} (beside the --pid file) ${error.reason}; corral runs without one, so corral status/reload/scale/stop cannot reach it; pass --control-socket PATH to put it elsewhere`,
+        );
+      }
     }
   } catch (error) {
     await close();

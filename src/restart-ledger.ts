@@ -5,8 +5,8 @@ import type { Worker, WorkerExit } from './worker.js';
 const NOT_RESTARTS = new Set(['shutdown', 'halt', 'scale-down']);
 
 /** Why a worker exited, as logs, metrics and `corral status` name it. */
-export function exitReason(worker: Pick<Worker, 'stopReason'>, exit: WorkerExit): string {
-  return worker.stopReason ?? (exit.signal ? 'signal' : 'crash');
+export function exitReason(worker: Pick<Worker, 'stopReason' | 'bootError'>, exit: WorkerExit): string {
+  return worker.stopReason ?? (worker.bootError?.kind === 'spawn' ? 'spawn-failed' : exit.signal ? 'signal' : 'crash');
 }
 
 /**

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Arbiter } from './arbiter.js';
 import type { BindSpec } from './bind.js';
@@ -97,18 +96,21 @@ export function startNewMaster(listeners: readonly Listener[], cwd: string): { p
     stdio: ['ignore', 'inherit', 'inherit', 'pipe', ...listeners.map((listener) => listener.fd)],
     env: newMasterEnvironment(process.env, listeners),
   });
+  // At EMFILE Node sets up no pipes (child.stdio is undefined) and reports the errno with 'error'.
+  const channel = child.stdio?.[CHANNEL_FD] as net.Socket | null | undefined;
   const outcome = new Promise<UpgradeOutcome>((resolve) => {
-    const channel = child.stdio[CHANNEL_FD] as Readable;
-    channel.on('error', () => undefined);
-    createInterface({ input: channel }).on('line', (line) => {
-      if (line.trim() === 'ready') resolve({ ok: true, pid: child.pid! });
-    });
+    if (channel) {
+      channel.on('error', () => undefined);
+      createInterface({ input: channel }).on('line', (line) => {
+        if (line.trim() === 'ready') resolve({ ok: true, pid: child.pid! });
+      });
+    }
     child.once('error', (error) => resolve({ ok: false, pid: child.pid, code: null, signal: null, error: error.message }));
     child.once('exit', (code, signal) => resolve({ ok: false, pid: child.pid, code, signal }));
   });
   // Once handed over, the old master must not wait for the new one (it outlives it).
   child.unref();
-  (child.stdio[CHANNEL_FD] as net.Socket | null)?.unref?.();
+  channel?.unref?.();
   return { pid: child.pid, outcome };
 }
 
@@ -280,7 +282,13 @@ export class MasterUpgrades {
       return;
     }
     this.upgrading = true;
-    const next = startNewMaster(listeners, this.cwd);
+    let next: ReturnType<typeof startNewMaster>;
+    try {
+      next = startNewMaster(listeners, this.cwd);
+    } catch (error) {
+      // spawn throws for some errnos (ENOMEM, …): the upgrade fails, this master serves on.
+      next = { pid: undefined, outcome: Promise.resolve({ ok: false, pid: undefined, code: null, signal: null, error: (error as Error).message }) };
+    }
     this.log.info({ newMaster: next.pid }, 'upgrade: started a new master with the listen sockets; waiting for its workers');
     void next.outcome.then((outcome) => {
       if (!outcome.ok) {

@@ -25,7 +25,8 @@ export type WorkerRole = 'initial' | 'respawn' | 'replacement' | 'scale-up';
 export type StopMode = 'graceful' | 'quick' | 'kill';
 
 export interface BootError {
-  kind: 'app-load' | 'startup';
+  /** `spawn`: the master could not start the process at all (EMFILE, EAGAIN, ENOMEM, …). */
+  kind: 'app-load' | 'startup' | 'spawn';
   message: string;
   traceback: string;
   /** Where the error is in the app's code (a SyntaxError's location, else the deepest frame), when known. */
@@ -115,6 +116,24 @@ export interface ProcessWorkerOptions {
 const CONTROL_FD = 3;
 /** The runtime's log records: a pipe of their own, so nothing the app prints can pass for one. */
 const RECORD_FD = 4;
+
+/** What each spawn errno means for the operator: the master's resources, not the app. */
+const SPAWN_ERROR_HINTS: Record<string, string> = {
+  EMFILE: "the master has reached its limit of open files (ulimit -n, systemd's LimitNOFILE)",
+  ENFILE: 'the system-wide limit of open files is reached',
+  EAGAIN: "the limit of processes is reached (ulimit -u, systemd's TasksMax, the cgroup's pids.max)",
+  ENOMEM: 'out of memory',
+  ENOENT: 'the Python executable is gone',
+  EACCES: 'the Python executable is not executable for this user',
+};
+
+/** A spawn that failed, as a boot error: the arbiter backs off and retries, as for any failed boot. */
+export function spawnFailure(error: unknown): BootError {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const hint = code === undefined ? undefined : SPAWN_ERROR_HINTS[code];
+  const text = error instanceof Error ? error.message : String(error);
+  return { kind: 'spawn', message: `cannot start the worker process: ${text}${hint ? `: ${hint}` : ''}`, traceback: '' };
+}
 /** Counts every worker spawned, as gunicorn's worker.age does (the config file's hooks read it). */
 let spawnedWorkers = 0;
 const QUICK_STOP_KILL_MS = 2_000;
@@ -156,13 +175,41 @@ export abstract class WorkerRecord extends EventEmitter<WorkerEvents> implements
   abstract abort(reason: StopReason, graceMs: number): void;
 }
 
+/**
+ * A worker whose process could not be started: it reports its spawn failure as an exit on the next
+ * turn of the loop (its spawner attaches listeners first), so the arbiter treats it as a failed boot.
+ */
+export class UnstartedWorker extends WorkerRecord {
+  readonly pid = undefined;
+
+  constructor(spec: WorkerSpawnSpec, error: unknown) {
+    super(spec);
+    this.bootError = spawnFailure(error);
+    setImmediate(() => {
+      this.state = 'exited';
+      this.emit('exit', { code: null, signal: null });
+    });
+  }
+
+  stop(reason: StopReason): void {
+    this.stopReason ??= reason;
+  }
+
+  abort(reason: StopReason): void {
+    this.stopReason ??= reason;
+  }
+}
+
 /** A real worker: the Python worker entry in a child process. */
 export class ProcessWorker extends WorkerRecord {
-  private readonly child: ChildProcess;
+  /** Undefined when spawn threw: nothing was started. */
+  private readonly child: ChildProcess | undefined;
   private killTimer: NodeJS.Timeout | undefined;
+  private readonly gracefulTimeoutMs: number;
 
   constructor(spec: WorkerSpawnSpec, options: ProcessWorkerOptions) {
     super(spec);
+    this.gracefulTimeoutMs = options.gracefulTimeoutMs;
     const listenFds = options.listenerFds.map((_fd, index) => RECORD_FD + 1 + index);
     const settings = {
       ...options.settings,
@@ -173,36 +220,60 @@ export class ProcessWorker extends WorkerRecord {
       master_pid: process.pid,
       age: ++spawnedWorkers,
     };
-    this.child = spawn(options.python, ['-u', options.entry], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
-      env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
-      ...(options.uid !== undefined ? { uid: options.uid } : {}),
-      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+    let child: ChildProcess;
+    try {
+      child = spawn(options.python, ['-u', options.entry], {
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
+        env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
+        ...(options.uid !== undefined ? { uid: options.uid } : {}),
+        ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      });
+    } catch (error) {
+      // Node throws for some errnos (ENOMEM, EPERM, …) instead of emitting 'error'.
+      this.failSpawn(error);
+      return;
+    }
+    this.child = child;
+    // Once the process has started, 'error' only reports a failed kill: its exit event follows.
+    child.on('error', (error) => {
+      if (child.pid === undefined) this.failSpawn(error);
     });
+    child.once('exit', (code, signal) => this.onExit({ code, signal }));
+    const control = child.stdio?.[CONTROL_FD] as Readable | null | undefined;
+    const records = child.stdio?.[RECORD_FD] as Readable | null | undefined;
+    if (!child.stdout || !child.stderr || !control || !records) {
+      // At EMFILE or ENFILE Node sets up no pipes and reports the errno with 'error' on the next
+      // tick: that message wins; this one is the fallback should no 'error' come.
+      if (child.pid !== undefined) child.kill('SIGKILL');
+      setImmediate(() => this.failSpawn(new Error(`spawn ${options.python}: the pipes to the worker could not be set up`)));
+      return;
+    }
     // Text may stop mid-line (a prompt, a progress bar): what has arrived is logged after a short delay.
     const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
-    this.readLines(this.child.stdout!, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stdout', line, dropped) });
-    this.readLines(this.child.stderr!, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stderr', line, dropped) });
-    this.readLines(this.child.stdio[RECORD_FD] as Readable, {
+    this.readLines(child.stdout, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stdout', line, dropped) });
+    this.readLines(child.stderr, { ...text, onLine: (line, dropped) => options.onOutput(this, 'stderr', line, dropped) });
+    this.readLines(records, {
       limit: RECORD_LINE_LIMIT,
       onLine: (line, dropped) => options.onOutput(this, 'records', line, dropped),
     });
     // A truncated message cannot be parsed: it is dropped as any other unreadable line.
-    this.readLines(this.child.stdio[CONTROL_FD] as Readable, {
+    this.readLines(control, {
       limit: CONTROL_LINE_LIMIT,
       onLine: (line, dropped) => {
         if (dropped === 0) this.onControl(line);
       },
     });
-    this.child.once('error', () => this.onExit({ code: 127, signal: null }));
-    this.child.once('exit', (code, signal) => this.onExit({ code, signal }));
-    this.gracefulTimeoutMs = options.gracefulTimeoutMs;
   }
 
-  private readonly gracefulTimeoutMs: number;
+  /** The process could not be started: reported as an exit before ready, on a later turn of the loop. */
+  private failSpawn(error: unknown): void {
+    if (this.state === 'exited' || this.bootError !== undefined) return;
+    this.bootError = spawnFailure(error);
+    setImmediate(() => this.onExit({ code: null, signal: null }));
+  }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.child?.pid;
   }
 
   /**
@@ -264,7 +335,7 @@ export class ProcessWorker extends WorkerRecord {
   }
 
   private signal(signal: NodeJS.Signals): void {
-    if (this.state === 'exited') return;
+    if (this.state === 'exited' || this.child?.pid === undefined) return;
     try {
       this.child.kill(signal);
     } catch {
@@ -309,8 +380,9 @@ export class ProcessWorker extends WorkerRecord {
 
   /** Writes one message to the worker on the control channel (only a standby reads them). */
   send(message: Record<string, unknown> & { type: string }): void {
-    if (this.state === 'exited') return;
-    (this.child.stdio[CONTROL_FD] as Writable).write(`${JSON.stringify(message)}\n`);
+    const channel = this.child?.stdio?.[CONTROL_FD] as Writable | null | undefined;
+    if (this.state === 'exited' || !channel) return;
+    channel.write(`${JSON.stringify(message)}\n`);
   }
 
   abort(reason: StopReason, graceMs: number): void {

@@ -353,6 +353,30 @@ describe('Arbiter', () => {
     arbiter.stop('quick');
     expect(spawned[0]!.signals).toEqual(['quick', 'kill']);
   });
+
+  it('a worker that cannot be spawned, even at first start, is retried with the slot backoff and never halts corral', async () => {
+    let failures = 2;
+    const attempts: string[] = [];
+    const arbiter = new Arbiter({ ...settings, workers: 1 }, (spec) => {
+      attempts.push(spec.role);
+      if (failures-- > 0) throw Object.assign(new Error('spawn python EAGAIN'), { code: 'EAGAIN' });
+      return new FakeWorker(spec);
+    }, log);
+    const exits: string[] = [];
+    arbiter.on('worker-exit', (worker) => exits.push(worker.bootError?.message ?? ''));
+    void arbiter.run();
+    // Each failure is reported on a later turn of the loop; the first is retried at once, the next after 500 ms.
+    await vi.advanceTimersByTimeAsync(2);
+    expect(attempts).toEqual(['initial', 'respawn']);
+    expect(exits).toHaveLength(2);
+    expect(exits[0]).toContain('cannot start the worker process: spawn python EAGAIN: the limit of processes is reached');
+    await vi.advanceTimersByTimeAsync(400);
+    expect(attempts).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(attempts).toEqual(['initial', 'respawn', 'respawn']);
+    expect(arbiter.stopping).toBe(false);
+    expect(arbiter.liveWorkers()).toHaveLength(1);
+  });
 });
 
 describe('Arbiter shutdown delay (--shutdown-delay)', () => {
