@@ -19,6 +19,9 @@ import { VERSION } from './version.js';
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type Worker, type WorkerSpawnSpec } from './worker.js';
 
+/** How long an exiting corral waits for its queued log records to be written. */
+const EXIT_LOG_FLUSH_MS = 1000;
+
 /** Variables that belong to the master alone (systemd's), never to a worker. */
 const MASTER_ONLY_ENV = [
   'LISTEN_FDS',
@@ -384,5 +387,8 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     output.logger.fatal({ err: error }, 'corral failed');
     return ExitCode.runtime;
+  } finally {
+    // What is still queued goes out now, within a bound: a stdout nobody reads must not hold the exit.
+    await output.flush(EXIT_LOG_FLUSH_MS);
   }
 }
