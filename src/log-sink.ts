@@ -1,9 +1,23 @@
+import { getSystemErrorMap } from 'node:util';
 import type { Writer } from './log-writers.js';
 
 /** What a sink may hold, queued and being written, before it drops new records. */
 export const LOG_QUEUE_LIMIT = 1024 * 1024;
 /** How long a failed sink waits before it tries to write again. */
 const RETRY_MS = 1000;
+/**
+ * How long records gather before a write. Under load the records of a few milliseconds share one
+ * write: a write per turn of the event loop (per read of a worker's pipe) cost the master more CPU
+ * than all else, most of all for a file, whose writes are handed to libuv's thread pool.
+ */
+const GATHER_MS = 10;
+
+/** "ENOSPC: no space left on device", whether the error came from fs ("…, write") or a stream ("write EPIPE"). */
+function describeError(error: Error): string {
+  const { errno } = error as NodeJS.ErrnoException;
+  const known = typeof errno === 'number' ? getSystemErrorMap().get(errno) : undefined;
+  return known ? `${known[0]}: ${known[1]}` : error.message;
+}
 
 export interface SinkIdentity {
   /** The `sink` label of corral_log_records_dropped_total: stdout, stderr, access-logfile, error-logfile. */
@@ -51,6 +65,7 @@ export class LogSink implements SinkIdentity {
   private flying = 0;
   private inFlight = false;
   private scheduled = false;
+  private gatherTimer: NodeJS.Timeout | undefined;
   private reopening = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private state: 'ok' | 'blocked' | 'failed' = 'ok';
@@ -84,13 +99,13 @@ export class LogSink implements SinkIdentity {
     }
     this.queue.push(text);
     this.bytes += text.length;
-    // Lines queued in one turn of the event loop (all the lines of a worker's pipe read, say) go
-    // out in one write: under load, a write per access record is most of the master's CPU.
-    if (!this.scheduled && !this.inFlight) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+    if (!this.scheduled && !this.inFlight) this.schedule();
   };
+
+  private schedule(): void {
+    this.scheduled = true;
+    this.gatherTimer = setTimeout(this.flush, GATHER_MS);
+  }
 
   /** Opens the log file again by name (logrotate renamed it); what is queued goes to the new file. */
   reopen(): void {
@@ -103,7 +118,7 @@ export class LogSink implements SinkIdentity {
         else this.writer.close();
         this.writer = writer;
       } else if (!this.writer.broken) {
-        this.options.reporter.warn(this, `${this.description} cannot be reopened (${error?.message}); writing on to the file opened before`);
+        this.options.reporter.warn(this, `${this.description} cannot be reopened (${error ? describeError(error) : 'no writer'}); writing on to the file opened before`);
       } else {
         this.failed(error ?? new Error('cannot be reopened'), 0);
         return;
@@ -117,8 +132,9 @@ export class LogSink implements SinkIdentity {
    * more try now). The caller bounds the wait: a stdout nobody reads never drains.
    */
   idle(): Promise<void> {
-    if (this.retryTimer) {
+    if (this.retryTimer || this.gatherTimer) {
       clearTimeout(this.retryTimer);
+      clearTimeout(this.gatherTimer);
       this.retryTimer = undefined;
       this.flush();
     }
@@ -128,6 +144,8 @@ export class LogSink implements SinkIdentity {
 
   private readonly flush = (): void => {
     this.scheduled = false;
+    clearTimeout(this.gatherTimer);
+    this.gatherTimer = undefined;
     if (this.inFlight || this.reopening || this.retryTimer || this.queue.length === 0) return;
     if (this.writer.broken && this.options.path !== undefined) {
       this.reopen();
@@ -151,14 +169,14 @@ export class LogSink implements SinkIdentity {
       this.failed(error, records);
     } else if (this.state === 'failed' || (this.state === 'blocked' && this.bytes <= this.limit / 2)) {
       // Writing again, and (when it was only slow) with room to spare: say what was lost.
-      const why = this.state === 'failed' ? `could not be written (${this.failure?.message})` : 'was not read fast enough';
+      const why = this.state === 'failed' ? `could not be written (${this.failure ? describeError(this.failure) : 'an error'})` : 'was not read fast enough';
       const dropped = this.droppedSinceReport;
       this.state = 'ok';
       this.failure = undefined;
       this.droppedSinceReport = 0;
       this.options.reporter.recovered(this, dropped, why);
     }
-    this.flush();
+    if (this.queue.length > 0 && !this.scheduled && this.retryTimer === undefined) this.schedule();
     if (this.idleWaiters.length > 0 && ((!this.inFlight && this.queue.length === 0) || this.state === 'failed')) {
       for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
@@ -173,7 +191,7 @@ export class LogSink implements SinkIdentity {
     this.bytes = 0;
     if (first) {
       this.failure = error;
-      this.report(`${this.description} cannot be written (${error.message}); log records are dropped until it can be written again`);
+      this.report(`${this.description} cannot be written (${describeError(error)}); log records are dropped until it can be written again`);
     }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

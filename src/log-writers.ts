@@ -112,11 +112,13 @@ class StreamWriter implements Writer {
 
 /**
  * Node makes a terminal's writes blocking (so output is not lost at exit); a terminal that stops
- * reading (Ctrl-S, a paused pager) would then stop the master. libuv reopened the terminal for this
- * stream, so making it non-blocking changes no other process's view of it.
+ * reading (Ctrl-S, a paused pager) would then stop the master. libuv reopens a terminal for its
+ * stream, so making that fd non-blocking reaches no other process. When it could not reopen it
+ * (the fd is the one shared with the shell), the writes stay blocking.
  */
-function nonBlockingTerminal(stream: tty.WriteStream): tty.WriteStream {
-  (stream as unknown as { _handle?: { setBlocking?: (blocking: boolean) => unknown } })._handle?.setBlocking?.(false);
+function nonBlockingTerminal(stream: tty.WriteStream, fd: number): tty.WriteStream {
+  const handle = (stream as unknown as { _handle?: { fd?: unknown; setBlocking?: (blocking: boolean) => unknown } })._handle;
+  if (typeof handle?.fd === 'number' && handle.fd !== fd) handle.setBlocking?.(false);
   return stream;
 }
 
@@ -135,7 +137,7 @@ export function standardWriter(fd: 1 | 2): Writer {
   if (isStream(fd)) {
     // Node's own stream for the fd: non-blocking for a pipe or socket, and never closes the fd.
     const stream: unknown = fd === 1 ? process.stdout : process.stderr;
-    if (stream instanceof tty.WriteStream) return new StreamWriter(nonBlockingTerminal(stream), false);
+    if (stream instanceof tty.WriteStream) return new StreamWriter(nonBlockingTerminal(stream, fd), false);
     if (stream instanceof net.Socket) return new StreamWriter(stream, false);
   }
   return new FileWriter(fd, false);
@@ -146,7 +148,7 @@ const OPEN_FLAGS = fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.
 
 function ownedWriter(fd: number): Writer {
   if (!isStream(fd)) return new FileWriter(fd, true);
-  if (tty.isatty(fd)) return new StreamWriter(nonBlockingTerminal(new tty.WriteStream(fd)), true);
+  if (tty.isatty(fd)) return new StreamWriter(nonBlockingTerminal(new tty.WriteStream(fd), fd), true);
   return new StreamWriter(new net.Socket({ fd, readable: false, writable: true }), true);
 }
 
