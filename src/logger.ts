@@ -1,6 +1,9 @@
 import pino, { type Logger } from 'pino';
 import { createRequire } from 'node:module';
+import tty from 'node:tty';
 import type PinoPretty from 'pino-pretty';
+import { LogSink, type SinkReporter } from './log-sink.js';
+import { openPathWriter, openPathWriterSync, standardWriter } from './log-writers.js';
 import type { LogFormat, LogLevel } from './options.js';
 
 /** pino-pretty, loaded only for a terminal: JSON output (containers, services) never pays for it. */
@@ -29,6 +32,10 @@ export interface LogOutput {
   writeRecord(line: string): void;
   /** Reopens the log files by name (after logrotate renamed them); a no-op for stdout/stderr. */
   reopen(): void;
+  /** Records dropped so far by each sink (a full queue, a failing write): corral_log_records_dropped_total. */
+  dropped(): { sink: string; records: number }[];
+  /** Waits until what is queued is written, or `timeoutMs` (a stdout nobody reads never drains). */
+  flush(timeoutMs: number): Promise<void>;
 }
 
 /** Where records go: undefined = the default, '-' = the standard stream, else a file path. */
@@ -45,56 +52,50 @@ export function usePretty(format: LogFormat, isTerminal: boolean): boolean {
 
 type Target = { fd: 1 | 2 } | { path: string };
 
-interface Sink {
-  write(line: string): void;
-  reopen(): void;
+function isTerminal(target: Target): boolean {
+  return 'fd' in target && tty.isatty(target.fd);
 }
 
-function isTerminal(target: Target): boolean {
-  if (!('fd' in target)) return false;
-  return (target.fd === 1 ? process.stdout.isTTY : process.stderr.isTTY) === true;
+/** A target's sink, as the metric and the messages name it. */
+function identify(target: Target, role: 'access' | 'error'): { name: string; description: string } {
+  if ('fd' in target) return target.fd === 1 ? { name: 'stdout', description: 'stdout' } : { name: 'stderr', description: 'stderr' };
+  return { name: `${role}-logfile`, description: `the ${role} log file ${target.path}` };
 }
 
 /**
- * A synchronous writer to a standard stream or an appended file. Writes are synchronous on
- * purpose: an asynchronous destination can keep process.exit() waiting forever once the reader of
- * stdout is gone.
+ * Says on stderr when a sink starts dropping records, and, when it writes again, puts a record of
+ * what was lost in the sink itself (so the gap shows where it is) and a note on stderr.
  */
-function openSink(target: Target, format: LogFormat): Sink & { stream: pino.DestinationStream } {
-  const file = 'path' in target ? pino.destination({ dest: target.path, sync: true, append: true, mkdir: true }) : undefined;
-  const fd = 'fd' in target ? target.fd : undefined;
-  const output: pino.DestinationStream = usePretty(format, isTerminal(target))
-    ? loadPinoPretty()({ sync: true, destination: file ?? fd, colorize: isTerminal(target), ignore: 'hostname', singleLine: true })
-    : (file ?? pino.destination({ dest: fd, sync: true }));
-  // Lines written in one turn of the event loop (all the lines of a worker's pipe read, say) go
-  // out in one write: under load, a write per access record is most of the master's CPU.
-  let pending: string[] = [];
-  let scheduled = false;
-  const flush = () => {
-    scheduled = false;
-    if (pending.length === 0) return;
-    const data = pending.join('');
-    pending = [];
-    output.write(data);
-  };
-  // The writes are synchronous, so what is pending still goes out when corral exits.
-  process.on('exit', flush);
-  const write = (line: string) => {
-    pending.push(line.endsWith('\n') ? line : `${line}\n`);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+function createReporter(stderr: () => LogSink | undefined): SinkReporter {
+  const say = (sink: LogSink, line: string) => {
+    const channel = stderr();
+    // Into a failing stderr, a warning about it would only be dropped too.
+    if (channel && channel !== sink) channel.write(line);
   };
   return {
-    // The master's own records share the queue, so records keep their order.
-    stream: { write },
-    write,
-    reopen: () => {
-      flush();
-      file?.reopen();
+    warn: (sink, text) => say(sink, `corral: warning: ${text}`),
+    recovered: (sink, dropped, why) => {
+      const msg = `${dropped} log records were dropped: ${sink.description} ${why}`;
+      sink.write(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, name: 'corral.log', sink: sink.name, dropped, msg }));
+      say(sink, `corral: note: ${sink.description} is written again; ${dropped} log records were dropped`);
     },
   };
+}
+
+function openSink(target: Target, role: 'access' | 'error', format: LogFormat, reporter: SinkReporter): LogSink {
+  const terminal = isTerminal(target);
+  const pretty = usePretty(format, terminal)
+    ? loadPinoPretty().prettyFactory({ colorize: terminal, ignore: 'hostname', singleLine: true })
+    : undefined;
+  const path = 'path' in target ? target.path : undefined;
+  return new LogSink({
+    ...identify(target, role),
+    writer: path === undefined ? standardWriter((target as { fd: 1 | 2 }).fd) : openPathWriterSync(path),
+    path,
+    reopen: openPathWriter,
+    format: pretty,
+    reporter,
+  });
 }
 
 function targetOf(value: string | undefined, standard: 1 | 2, fallback: Target): Target {
@@ -110,8 +111,15 @@ function sameTarget(a: Target, b: Target): boolean {
 export function createLogOutput(format: LogFormat, level: LogLevel, files: LogFiles = {}): LogOutput {
   const mainTarget = targetOf(files.errorLogFile, 2, { fd: 1 });
   const accessTarget = targetOf(files.accessLogFile, 1, mainTarget);
-  const main = openSink(mainTarget, format);
-  const access = sameTarget(accessTarget, mainTarget) ? main : openSink(accessTarget, format);
+  let stderr: LogSink | undefined;
+  const reporter = createReporter(() => stderr);
+  const main = openSink(mainTarget, 'error', format, reporter);
+  const access = sameTarget(accessTarget, mainTarget) ? main : openSink(accessTarget, 'access', format, reporter);
+  // Where the warnings about the sinks go: the log's own sink when the log is on stderr, else one
+  // for them alone (plain lines, so never pretty-printed).
+  const STDERR: Target = { fd: 2 };
+  stderr = sameTarget(mainTarget, STDERR) ? main : sameTarget(accessTarget, STDERR) ? access : openSink(STDERR, 'error', 'json', reporter);
+  const sinks = [...new Set([main, access, stderr])];
   // Lines about a worker carry the worker's pid; the master's own lines carry the master's.
   const logger = pino(
     {
@@ -119,18 +127,23 @@ export function createLogOutput(format: LogFormat, level: LogLevel, files: LogFi
       base: null,
       mixin: (fields: object) => ('pid' in fields ? {} : { pid: process.pid }),
     },
-    main.stream,
+    // The master's own records share the queue with the workers', so records keep their order.
+    { write: main.write },
   );
   const writeRecord =
-    access === main
-      ? main.write
-      : (line: string) => (line.startsWith(ACCESS_RECORD_PREFIX) ? access.write(line) : main.write(line));
+    access === main ? main.write : (line: string) => (line.startsWith(ACCESS_RECORD_PREFIX) ? access.write(line) : main.write(line));
   return {
     logger,
     writeRecord,
     reopen: () => {
-      main.reopen();
-      if (access !== main) access.reopen();
+      for (const sink of sinks) sink.reopen();
+    },
+    dropped: () => sinks.map((sink) => ({ sink: sink.name, records: sink.dropped })),
+    flush: async (timeoutMs) => {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+      await Promise.race([Promise.all(sinks.map((sink) => sink.idle())), bound]);
+      clearTimeout(timer);
     },
   };
 }

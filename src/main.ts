@@ -27,6 +27,9 @@ import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
 import { routeWorkerOutput } from './worker-output.js';
 
+/** How long an exiting corral waits for its queued log records to be written. */
+const EXIT_LOG_FLUSH_MS = 1000;
+
 /** Variables that belong to the master alone (systemd's), never to a worker. */
 const MASTER_ONLY_ENV = [
   'LISTEN_FDS',
@@ -422,5 +425,8 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     output.logger.fatal({ err: error }, 'corral failed');
     return ExitCode.runtime;
+  } finally {
+    // What is still queued goes out now, within a bound: a stdout nobody reads must not hold the exit.
+    await output.flush(EXIT_LOG_FLUSH_MS);
   }
 }

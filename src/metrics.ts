@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Arbiter } from './arbiter.js';
+import type { LogOutput } from './logger.js';
 import type { RestartLedger } from './restart-ledger.js';
 import type { Worker, WorkerState } from './worker.js';
 
@@ -20,7 +21,7 @@ function workerLabels(worker: Worker): { worker: string; pid: string } {
 export class CorralMetrics {
   readonly registry = new Registry();
 
-  constructor(arbiter: Arbiter, ledger: RestartLedger) {
+  constructor(arbiter: Arbiter, ledger: RestartLedger, logs?: Pick<LogOutput, 'dropped'>) {
     const registers = [this.registry];
     const live = () => arbiter.liveWorkers().filter((worker) => worker.state !== 'exited');
 
@@ -115,6 +116,20 @@ export class CorralMetrics {
       reloads.inc({ reason, result: ok ? 'ok' : 'aborted' });
       reloadSeconds.observe({ reason }, seconds);
     });
+
+    if (logs) {
+      // Counted by the log sinks themselves (prom-client loads only with --metrics-bind); read at scrape time.
+      new Counter({
+        name: `${METRIC_PREFIX}log_records_dropped_total`,
+        help: 'Log records dropped because their sink (stdout, stderr, a log file) failed to write or did not keep up',
+        labelNames: ['sink'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const { sink, records } of logs.dropped()) this.inc({ sink }, records);
+        },
+      });
+    }
 
     // The master's own CPU, memory, file descriptors, event loop lag, …
     collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });

@@ -48,7 +48,7 @@ export async function startObservability(
     if (config.metricsBind) {
       // prom-client loads only when metrics are on: it costs the master about 10 MiB.
       const { CorralMetrics } = await import('./metrics.js');
-      const metrics = new CorralMetrics(arbiter, ledger);
+      const metrics = new CorralMetrics(arbiter, ledger, output);
       const { HttpEndpoints } = await import('./http-endpoints.js');
       const endpoints = await HttpEndpoints.listen(config.metricsBind, {
         metrics: async () => {

@@ -50,6 +50,8 @@ export interface CorralOptions {
   cwd?: string;
   /** A command line put before `node bin/corral.js …`. */
   wrapper?: readonly string[];
+  /** An fd for the master's stdout (a file, a pipe the test holds) instead of the pipe the helper reads. */
+  stdout?: number;
 }
 
 const running = new Set<Corral>();
@@ -70,12 +72,12 @@ export class Corral {
     this.child = spawn(command!, commandArgs, {
       cwd: options.cwd ?? ROOT,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'],
       detached: true,
     });
     running.add(this);
     let partial = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
