@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAppTarget } from '../../src/app-target.js';
+import { parseAppTarget } from '../../src/config/app-target.js';
 import { UsageError } from '../../src/exit-codes.js';
 import { ROOT, VENV_PYTHON } from '../helpers/corral.js';
 

@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Arbiter, type ArbiterSettings } from '../../src/arbiter.js';
-import { WorkerRecord, type StopMode, type StopReason } from '../../src/worker.js';
+import { Arbiter, type ArbiterSettings } from '../../src/supervisor/arbiter.js';
+import { WorkerRecord, type StopMode, type StopReason } from '../../src/worker/worker.js';
 
 /** A worker the test drives by hand: it becomes ready or exits when told to. */
 class FakeWorker extends WorkerRecord {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RespawnBackoff } from '../../src/backoff.js';
+import { RespawnBackoff } from '../../src/supervisor/backoff.js';
 
 const options = { firstDelayMs: 500, maxDelayMs: 4_000, stableAfterMs: 10_000 };
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseBind } from '../../src/bind.js';
-import { bindAll, bindOnlyAdapter, systemdListenFds, type Listener } from '../../src/sockets.js';
+import { parseBind } from '../../src/config/bind.js';
+import { bindAll, bindOnlyAdapter, systemdListenFds, type Listener } from '../../src/platform/sockets.js';
 
 // corral binds without listening through Node's internal net._createServerHandle (what Node's own
 // cluster module uses). If a Node upgrade changes it, these tests fail loudly.

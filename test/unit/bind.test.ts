@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defaultBind, describeBind, parseBind } from '../../src/bind.js';
+import { defaultBind, describeBind, parseBind } from '../../src/config/bind.js';
 import { UsageError } from '../../src/exit-codes.js';
 
 describe('parseBind', () => {

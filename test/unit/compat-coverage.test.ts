@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { FILE_NAMES, FLAGS, SETTINGS_BY_NAME } from '../../src/settings.js';
+import { FILE_NAMES, FLAGS, SETTINGS_BY_NAME } from '../../src/config/settings-table.js';
 import { VENV_PYTHON } from '../helpers/corral.js';
 
 // Reads the real gunicorn's and uvicorn's option lists from the test virtualenv, so a setting

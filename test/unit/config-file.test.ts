@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConfigFile } from '../../src/config-file.js';
+import { readConfigFile } from '../../src/config/config-file.js';
 import { isAlive, VENV_PYTHON, waitFor } from '../helpers/corral.js';
 
 let dir: string;

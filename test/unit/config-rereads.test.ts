@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ConfigRereads } from '../../src/config-rereads.js';
+import { ConfigRereads } from '../../src/config/rereads.js';
 
 const log = pino({ level: 'silent' });
 

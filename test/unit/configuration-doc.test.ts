@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FLAGS, SETTINGS } from '../../src/settings.js';
+import { FLAGS, SETTINGS } from '../../src/config/settings-table.js';
 import { ROOT } from '../helpers/corral.js';
 
 describe('docs/configuration.md', () => {

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cpusFromCpuMax, parseProcCgroup, readCpuLimit, workersForCpus } from '../../src/cpu-limit.js';
-import { editDistance, suggestName } from '../../src/misspelling.js';
+import { cpusFromCpuMax, parseProcCgroup, readCpuLimit, workersForCpus } from '../../src/config/cpu-limit.js';
+import { editDistance, suggestName } from '../../src/config/misspelling.js';
 
 const dirs: string[] = [];
 afterEach(() => {

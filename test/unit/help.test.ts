@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseCommandLine } from '../../src/options.js';
-import { FLAGS, SETTINGS } from '../../src/settings.js';
+import { parseCommandLine } from '../../src/config/resolve.js';
+import { FLAGS, SETTINGS } from '../../src/config/settings-table.js';
 
 function help(): string {
   const parsed = parseCommandLine(['--help'], {});

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LineSplitter, markTruncated } from '../../src/line-splitter.js';
+import { LineSplitter, markTruncated } from '../../src/worker/line-splitter.js';
 
 function collect(limit: number, partialDelayMs?: number) {
   const lines: [string, number][] = [];

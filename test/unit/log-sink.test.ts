@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LogSink, type SinkReporter } from '../../src/log-sink.js';
-import type { Writer } from '../../src/log-writers.js';
+import { LogSink, type SinkReporter } from '../../src/telemetry/log-sink.js';
+import type { Writer } from '../../src/telemetry/log-writers.js';
 
 /** A writer the test steers: each write waits until the test ends it, with or without an error. */
 class HeldWriter implements Writer {

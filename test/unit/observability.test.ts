@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { parseControlCommand } from '../../src/control-client.js';
-import { parseControlRequest } from '../../src/control-protocol.js';
+import { parseControlCommand } from '../../src/control/client.js';
+import { parseControlRequest } from '../../src/control/protocol.js';
 import { UsageError } from '../../src/exit-codes.js';
-import { ACCESS_RECORD_PREFIX } from '../../src/logger.js';
-import { isReady } from '../../src/observability.js';
-import { controlSocketForPidFile, parseMetricsBind, resolveControlSocket } from '../../src/observability-options.js';
-import { parseCommandLine } from '../../src/options.js';
-import { RestartLedger } from '../../src/restart-ledger.js';
-import { formatAge, formatStatusTable, type StatusReport } from '../../src/status.js';
-import type { Worker } from '../../src/worker.js';
+import { ACCESS_RECORD_PREFIX } from '../../src/telemetry/logger.js';
+import { isReady } from '../../src/telemetry/observability.js';
+import { controlSocketForPidFile, parseMetricsBind, resolveControlSocket } from '../../src/config/telemetry-options.js';
+import { parseCommandLine } from '../../src/config/resolve.js';
+import { RestartLedger } from '../../src/supervisor/restart-ledger.js';
+import { formatAge, formatStatusTable, type StatusReport } from '../../src/control/status.js';
+import type { Worker } from '../../src/worker/worker.js';
 import { parsePrometheusText, samplesOf } from '../helpers/prometheus.js';
 
 describe('control requests', () => {

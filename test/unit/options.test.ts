@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgv } from '../../src/argv.js';
-import type { ConfigFileContents } from '../../src/config-file.js';
+import { parseArgv } from '../../src/config/argv.js';
+import type { ConfigFileContents } from '../../src/config/config-file.js';
 import { CorralError, UsageError } from '../../src/exit-codes.js';
-import { parseCommandLine, preliminarySettings, type CorralConfig } from '../../src/options.js';
-import { shellWords } from '../../src/shell-words.js';
-import type { WorkerClassResult } from '../../src/worker-class.js';
+import { parseCommandLine, preliminarySettings, type CorralConfig } from '../../src/config/resolve.js';
+import { shellWords } from '../../src/config/shell-words.js';
+import type { WorkerClassResult } from '../../src/config/worker-class.js';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}, file?: Partial<ConfigFileContents>): CorralConfig {
   const configFile = file ? { given: 'gunicorn.conf.py', path: '/srv/gunicorn.conf.py', settings: {}, functions: {}, unreadable: {}, ...file } : undefined;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exitCodeOf, findExecutable, INIT_ENTRY, initArgv, initInterpreterCandidates, runBehindInitIfPidOne } from '../../src/pid-one.js';
+import { exitCodeOf, findExecutable, INIT_ENTRY, initArgv, initInterpreterCandidates, runBehindInitIfPidOne } from '../../src/platform/pid-one.js';
 
 describe('corral-init: the interpreter it runs on', () => {
   it('tries the configured --python first, then python3, once each', () => {

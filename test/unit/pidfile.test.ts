@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CorralError } from '../../src/exit-codes.js';
-import { inspectPidPath, parsePid, pidFileVerdict, replacePidFile, writePidFile } from '../../src/pidfile.js';
+import { inspectPidPath, parsePid, pidFileVerdict, replacePidFile, writePidFile } from '../../src/platform/pidfile.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/exit-codes.js';
-import { parseAccountLine, resolveWorkerIdentity, type AccountLookup } from '../../src/privileges.js';
-import { statusText, watchdogIntervalMs, workersHealthy } from '../../src/sd-notify.js';
-import type { Listener } from '../../src/sockets.js';
-import { inheritanceFromEnvironment, newMasterEnvironment, pidFilePath, upgradeRefusal } from '../../src/upgrade.js';
+import { parseAccountLine, resolveWorkerIdentity, type AccountLookup } from '../../src/platform/privileges.js';
+import { statusText, watchdogIntervalMs, workersHealthy } from '../../src/platform/sd-notify.js';
+import type { Listener } from '../../src/platform/sockets.js';
+import { inheritanceFromEnvironment, newMasterEnvironment, pidFilePath, upgradeRefusal } from '../../src/platform/upgrade.js';
 
 const accounts: AccountLookup = (database, key) => {
   const passwd = [

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { emptyMultiprocDirectory, markProcessDead, multiprocDirectory } from '../../src/prometheus-multiproc.js';
+import { emptyMultiprocDirectory, markProcessDead, multiprocDirectory } from '../../src/telemetry/prometheus-multiproc.js';
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/exit-codes.js';
-import { parseCommandLine, type CorralConfig } from '../../src/options.js';
+import { parseCommandLine, type CorralConfig } from '../../src/config/resolve.js';
 import { applyReloadMode, isCorralModule, RELOAD_DRAIN_SECONDS, watchRulesOf } from '../../src/reload/dev-reloader.js';
 
 function config(argv: string[]): CorralConfig {

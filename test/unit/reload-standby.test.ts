@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { StandbyPool, type StandbyProcess } from '../../src/reload/standby.js';
-import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../../src/worker.js';
+import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../../src/worker/worker.js';
 
 class FakeStandby extends EventEmitter<WorkerEvents> implements StandbyProcess {
   static nextPid = 100;

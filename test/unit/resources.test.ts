@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { formatBytes, parseSize, processTrees, sampleTrees } from '../../src/resources.js';
+import { formatBytes, parseSize, processTrees, sampleTrees } from '../../src/worker/resources.js';
 import { waitFor } from '../helpers/corral.js';
 
 describe('processTrees', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/exit-codes.js';
-import { checkWorkerCount, memoryFromMeminfo, readMachineLimits } from '../../src/worker-capacity.js';
+import { checkWorkerCount, memoryFromMeminfo, readMachineLimits } from '../../src/config/worker-capacity.js';
 
 describe('checkWorkerCount', () => {
   it('refuses more workers than the master has descriptors for, naming the limit and the fix', () => {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProcessWorker, type Worker, type WorkerExit } from '../../src/worker.js';
+import { ProcessWorker } from '../../src/worker/process-worker.js';
+import type { Worker, WorkerExit } from '../../src/worker/worker.js';
 
 const workers: ProcessWorker[] = [];
 
