@@ -1,4 +1,4 @@
-// Prints the option tables of docs/configuration.md from the settings table (src/settings.ts):
+// Prints the option tables of docs/configuration.md from the settings table (src/config/settings-table.ts):
 //   npx tsx scripts/configuration-table.ts
 import { corralEnvName, FLAGS, SETTINGS, uvicornEnvName, type Setting } from '../src/config/settings-table.js';
 

@@ -128,7 +128,7 @@ function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () =
   };
 }
 
-/** As PID 1 corral runs behind corral-init (src/pid-one.ts); a master still PID 1 could not start it, and reaps no orphans. */
+/** As PID 1 corral runs behind corral-init (src/platform/pid-one.ts); a master still PID 1 could not start it, and reaps no orphans. */
 function reportPidOne(log: Logger): void {
   if (containerInitParent() === INIT_NAME) {
     log.info({ init: process.ppid }, `running under ${INIT_NAME}: orphaned processes are reaped and signals forwarded to this master`);

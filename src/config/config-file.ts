@@ -19,7 +19,7 @@ export interface ReadConfigFileOptions {
   limits?: ConfigFileLimits;
   /** Aborting stops the run (the master is stopping); the read then rejects. */
   signal?: AbortSignal;
-  /** A worker class to check in the same run (src/worker-class.ts). */
+  /** A worker class to check in the same run (src/config/worker-class.ts). */
   workerClassHint?: WorkerClassHint;
 }
 
@@ -63,7 +63,7 @@ export interface ConfigFileContents {
   unreadable: Record<string, string>;
   /** What running the file printed (gunicorn shows it once, at start). */
   printed?: string;
-  /** The check of a worker class made in the same run (src/worker-class.ts), when the file and `aboveFile` settled it. */
+  /** The check of a worker class made in the same run (src/config/worker-class.ts), when the file and `aboveFile` settled it. */
   workerClass?: WorkerClassInspection;
 }
 

@@ -10,7 +10,7 @@ import { SETTINGS, SETTINGS_BY_NAME, type Value } from './settings-table.js';
  * shows each value in --print-config with the source `worker class NAME`.
  */
 
-/** A resolved value and where it came from (options.ts's Resolved). */
+/** A resolved value and where it came from (config/resolve.ts's Resolved). */
 interface Resolved {
   value: Value;
   source: string;

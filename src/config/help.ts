@@ -3,7 +3,7 @@ import { FLAGS, SETTINGS, SETTINGS_BY_NAME, type Setting } from './settings-tabl
 /**
  * `corral --help`, grouped the way gunicorn documents its settings, the groups and the options in
  * each ordered most used first. Every setting with a command-line flag is in exactly one group
- * (test/unit/help.test.ts checks it); settings corral cannot honour are listed on one line at the end.
+ * (test/unit/config/help.test.ts checks it); settings corral cannot honour are listed on one line at the end.
  */
 export const HELP_GROUPS: readonly { title: string; settings: readonly string[] }[] = [
   {

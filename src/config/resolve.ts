@@ -95,7 +95,7 @@ export interface CorralConfig {
   /** Variables added to the workers' environment (-e KEY=VALUE). */
   rawEnv: Record<string, string>;
   procName: string | undefined;
-  /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/privileges.ts). */
+  /** `-u/--user`, `-g/--group`: who the workers run as (resolved to ids in src/platform/privileges.ts). */
   user: string | undefined;
   group: string | undefined;
   initgroups: boolean;
@@ -120,7 +120,7 @@ export interface CorralConfig {
 }
 
 /**
- * A worker class imported to be checked (src/worker-class.ts). pending: not checked yet; main imports
+ * A worker class imported to be checked (src/config/worker-class.ts). pending: not checked yet; main imports
  * it with the workers' Python and parses again with the answer.
  */
 export type WorkerClassConfig =

@@ -8,7 +8,7 @@ import { UVICORN_WORKER_CLASSES } from './settings-table.js';
 /**
  * gunicorn worker classes (`-k`, `worker_class`) that corral does not know by name: a UvicornWorker
  * subclass is imported once at start by the workers' Python (src/python/corral_runtime/worker_class.py)
- * to check it and read its CONFIG_KWARGS; src/config-kwargs.ts applies them.
+ * to check it and read its CONFIG_KWARGS; src/config/config-kwargs.ts applies them.
  */
 
 /** The one-shot Python that reads config files; it checks worker classes in the same run. */

@@ -37,7 +37,7 @@ type CreateServerHandle = (
 
 /**
  * Binding without listening. Node (20 to 24) has no public call for it, so this uses the internal one that
- * Node's own cluster module uses; a Node upgrade that drops it fails test/unit/bind-adapter.test.ts.
+ * Node's own cluster module uses; a Node upgrade that drops it fails test/unit/platform/sockets.test.ts.
  */
 export function bindOnlyAdapter(): CreateServerHandle {
   const internal = (net as unknown as { _createServerHandle?: CreateServerHandle })._createServerHandle;
