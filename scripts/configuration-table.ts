@@ -1,6 +1,6 @@
-// Prints the option tables of docs/configuration.md from the settings table (src/settings.ts):
+// Prints the option tables of docs/configuration.md from the settings table (src/config/settings-table.ts):
 //   npx tsx scripts/configuration-table.ts
-import { corralEnvName, FLAGS, SETTINGS, uvicornEnvName, type Setting } from '../src/settings.js';
+import { corralEnvName, FLAGS, SETTINGS, uvicornEnvName, type Setting } from '../src/config/settings-table.js';
 
 const SUPPORT = { honoured: 'yes', ignored: 'accepted, no effect', unsupported: 'warning: not supported' } as const;
 

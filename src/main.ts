@@ -2,30 +2,31 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Arbiter, type ArbiterSettings } from './arbiter.js';
-import { DEFAULT_CONFIG_FILE, readConfigFile } from './config-file.js';
-import { ConfigRereads } from './config-rereads.js';
-import { readCpuLimit } from './cpu-limit.js';
+import { Arbiter, type ArbiterSettings } from './supervisor/arbiter.js';
+import { DEFAULT_CONFIG_FILE, readConfigFile } from './config/config-file.js';
+import { ConfigRereads } from './config/rereads.js';
+import { readCpuLimit } from './config/cpu-limit.js';
 import { CorralError, ExitCode, UsageError, type ExitCodeValue } from './exit-codes.js';
-import { isControlCommand } from './control-commands.js';
-import { installCrashHandler, onCrash } from './crash.js';
-import { createLogOutput, type LogOutput } from './logger.js';
-import { startObservability, type Observability } from './observability.js';
-import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './options.js';
-import { currentIds, resolveWorkerIdentity } from './privileges.js';
-import { markDeadOnExit, prepareMultiprocDirectory } from './prometheus-multiproc.js';
-import { preparePython, WORKER_ENTRY } from './python.js';
-import { Recycler, type RecyclingSettings } from './recycling.js';
-import { bindAll, systemdListenFds, type Listener } from './sockets.js';
-import { initUnavailableReason, INIT_NAME } from './pid-one.js';
-import { containerInitParent, inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './upgrade.js';
+import { isControlCommand } from './control/commands.js';
+import { installCrashHandler, onCrash } from './platform/crash.js';
+import { createLogOutput, type LogOutput } from './telemetry/logger.js';
+import { startObservability, type Observability } from './telemetry/observability.js';
+import { parseCommandLine, preliminarySettings, type CommandLine, type CorralConfig } from './config/resolve.js';
+import { currentIds, resolveWorkerIdentity } from './platform/privileges.js';
+import { markDeadOnExit, prepareMultiprocDirectory } from './telemetry/prometheus-multiproc.js';
+import { preparePython, WORKER_ENTRY } from './worker/python.js';
+import { Recycler, type RecyclingSettings } from './supervisor/recycling.js';
+import { bindAll, systemdListenFds, type Listener } from './platform/sockets.js';
+import { initUnavailableReason, INIT_NAME } from './platform/pid-one.js';
+import { containerInitParent, inheritanceFromEnvironment, INHERITED_LISTENERS, MasterUpgrades, UPGRADE_FD, UPGRADE_FROM } from './platform/upgrade.js';
 import { VERSION } from './version.js';
-import { checkWorkerCount, readMachineLimits } from './worker-capacity.js';
-import { UVICORN_WORKER_CLASSES } from './settings.js';
-import { checkWorkerClass, workerClassSettings } from './worker-class.js';
+import { checkWorkerCount, readMachineLimits } from './config/worker-capacity.js';
+import { UVICORN_WORKER_CLASSES } from './config/settings-table.js';
+import { checkWorkerClass, workerClassSettings } from './config/worker-class.js';
 import { applyReloadMode } from './reload/mode.js';
-import { ProcessWorker, type SpawnWorker, type WorkerSpawnSpec } from './worker.js';
-import { routeWorkerOutput } from './worker-output.js';
+import { ProcessWorker } from './worker/process-worker.js';
+import type { SpawnWorker, WorkerSpawnSpec } from './worker/worker.js';
+import { routeWorkerOutput } from './worker/output.js';
 
 /** How long an exiting corral waits for its queued log records to be written. */
 const EXIT_LOG_FLUSH_MS = 1000;
@@ -127,7 +128,7 @@ function installSignals(arbiter: Arbiter, log: Logger, reload: () => void): () =
   };
 }
 
-/** As PID 1 corral runs behind corral-init (src/pid-one.ts); a master still PID 1 could not start it, and reaps no orphans. */
+/** As PID 1 corral runs behind corral-init (src/platform/pid-one.ts); a master still PID 1 could not start it, and reaps no orphans. */
 function reportPidOne(log: Logger): void {
   if (containerInitParent() === INIT_NAME) {
     log.info({ init: process.ppid }, `running under ${INIT_NAME}: orphaned processes are reaped and signals forwarded to this master`);
@@ -271,7 +272,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
     };
     if (!upgrades.awaitingPromotion) await observe();
 
-    const systemd = (process.env.NOTIFY_SOCKET ? await import('./sd-notify.js') : undefined)?.startSystemdNotifications(arbiter, {
+    const systemd = (process.env.NOTIFY_SOCKET ? await import('./platform/sd-notify.js') : undefined)?.startSystemdNotifications(arbiter, {
       python: config.python,
       env: process.env,
       heartbeatSeconds: heartbeatInterval(config.timeout),
@@ -357,7 +358,7 @@ function printNotices(config: CorralConfig): void {
 /** Runs corral with these arguments; resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
   // The client (and yargs) load only for a subcommand: a running master never needs them.
-  if (isControlCommand(argv[0])) return (await import('./control-client.js')).runControlCommand(argv);
+  if (isControlCommand(argv[0])) return (await import('./control/client.js')).runControlCommand(argv);
   let config: CorralConfig;
   // Before any --chdir: USR2 starts the next master from here, and HUP re-reads relative to it.
   const startCwd = process.cwd();
@@ -376,13 +377,13 @@ export async function main(argv: readonly string[]): Promise<ExitCodeValue> {
     }
     if (parsed.kind === 'print-config') {
       printNotices(parsed.config);
-      const { configAsJson, configAsText } = await import('./print-config.js');
+      const { configAsJson, configAsText } = await import('./config/print-config.js');
       process.stdout.write(`${parsed.json ? configAsJson(parsed.config) : configAsText(parsed.config)}\n`);
       return ExitCode.ok;
     }
     if (parsed.kind === 'check-config') {
       printNotices(parsed.config);
-      const result = (await import('./check-config.js')).checkAppImports(parsed.config, process.env);
+      const result = (await import('./config/check-config.js')).checkAppImports(parsed.config, process.env);
       if (result.output) process.stderr.write(`${result.output}\n`);
       process.stderr.write(result.ok ? `corral: configuration OK; ${parsed.config.app} imports\n` : `corral: check failed\n`);
       return result.ok ? ExitCode.ok : ExitCode.runtime;

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Arbiter } from '../arbiter.js';
+import type { Arbiter } from '../supervisor/arbiter.js';
 import { UsageError } from '../exit-codes.js';
-import type { CorralConfig } from '../options.js';
-import type { ProcessWorker, SpawnWorker, Worker, WorkerSpawnSpec } from '../worker.js';
+import type { CorralConfig } from '../config/resolve.js';
+import type { ProcessWorker } from '../worker/process-worker.js';
+import type { SpawnWorker, Worker, WorkerSpawnSpec } from '../worker/worker.js';
 import { ReloadCoalescer } from './coalescer.js';
 import { WatchRules } from './matcher.js';
 import { StandbyPool } from './standby.js';

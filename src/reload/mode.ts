@@ -1,4 +1,4 @@
-import type { CorralConfig } from '../options.js';
+import type { CorralConfig } from '../config/resolve.js';
 
 /** Seconds an old worker gets to finish its requests after a reload: an open stream must not hold the swap up. */
 export const RELOAD_DRAIN_SECONDS = 3;

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { EventEmitter } from 'node:events';
-import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../worker.js';
+import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../worker/worker.js';
 
 /** A standby as the pool needs it: a ProcessWorker started with the `standby` setting. */
 export interface StandbyProcess extends EventEmitter<WorkerEvents> {

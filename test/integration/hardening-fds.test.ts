@@ -170,9 +170,9 @@ describe('file descriptor exhaustion', () => {
     // bug in an event handler would be.
     const script = `
       import pino from 'pino';
-      import { installCrashHandler, onCrash } from './dist/crash.js';
-      import { writePidFile } from './dist/pidfile.js';
-      import { ControlServer } from './dist/control-socket.js';
+      import { installCrashHandler, onCrash } from './dist/platform/crash.js';
+      import { writePidFile } from './dist/platform/pidfile.js';
+      import { ControlServer } from './dist/control/server.js';
       const log = pino();
       installCrashHandler(log);
       onCrash(writePidFile(${JSON.stringify(pidFile)}));

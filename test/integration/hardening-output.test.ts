@@ -8,7 +8,7 @@ import { expectSurvivedFault } from '../helpers/fault.js';
 
 const MIB = 1024 * 1024;
 const GRACEFUL_TIMEOUT = 5;
-/** What corral keeps of one worker output line (src/line-splitter.ts TEXT_LINE_LIMIT). */
+/** What corral keeps of one worker output line (src/worker/line-splitter.ts TEXT_LINE_LIMIT). */
 const LINE_LIMIT = 64 * 1024;
 const temporaryDirs: string[] = [];
 

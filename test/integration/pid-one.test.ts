@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { initArgv } from '../../src/pid-one.js';
-import { containerInitParent } from '../../src/upgrade.js';
+import { initArgv } from '../../src/platform/pid-one.js';
+import { containerInitParent } from '../../src/platform/upgrade.js';
 import { Corral, freePort, get, groupMembers, killAllCorrals, runCorralCommand, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
 import { canUnsharePid, namespaceInit, namespaceProcesses, PID_NAMESPACE_WRAPPER, pidNamespaceOf, type NamespaceProcess } from '../helpers/pid-namespace.js';
 

@@ -1,0 +1,103 @@
+import type { Arbiter } from '../supervisor/arbiter.js';
+import type { RestartLedger } from '../supervisor/restart-ledger.js';
+import { formatBytes } from '../worker/resources.js';
+import { VERSION } from '../version.js';
+import type { WorkerState } from '../worker/worker.js';
+
+export interface WorkerStatus {
+  slot: number;
+  pid: number | null;
+  state: WorkerState;
+  generation: number;
+  /** Milliseconds since the epoch. */
+  startedAt: number;
+  ageSeconds: number;
+  requests: number;
+  connections: number;
+  /** Null until the first resource sample (every --memory-check-interval seconds). */
+  cpuPercent: number | null;
+  rssBytes: number | null;
+  restarts: number;
+}
+
+export interface StatusReport {
+  version: string;
+  pid: number;
+  uptimeSeconds: number;
+  workersWanted: number;
+  stopping: boolean;
+  workers: WorkerStatus[];
+}
+
+/** A snapshot of the master and its workers, for `corral status`. */
+export function collectStatus(
+  arbiter: Pick<Arbiter, 'liveWorkers' | 'wantedWorkers' | 'stopping'>,
+  ledger: Pick<RestartLedger, 'restartsOf'>,
+  now = Date.now(),
+): StatusReport {
+  const workers = arbiter
+    .liveWorkers()
+    .sort((a, b) => a.slot - b.slot || a.startedAt - b.startedAt)
+    .map((worker): WorkerStatus => {
+      const usage = worker.usage;
+      return {
+        slot: worker.slot,
+        pid: worker.pid ?? null,
+        state: worker.state,
+        generation: worker.generation,
+        startedAt: worker.startedAt,
+        ageSeconds: Math.max(0, (now - worker.startedAt) / 1000),
+        requests: worker.requests,
+        connections: worker.connections,
+        cpuPercent: usage ? Math.round(usage.cpuPercent * 10) / 10 : null,
+        rssBytes: usage ? usage.rss : null,
+        restarts: ledger.restartsOf(worker.slot),
+      };
+    });
+  return {
+    version: VERSION,
+    pid: process.pid,
+    uptimeSeconds: process.uptime(),
+    workersWanted: arbiter.wantedWorkers(),
+    stopping: arbiter.stopping,
+    workers,
+  };
+}
+
+/** 42s, 5m07s, 3h04m, 2d03h: two units are enough to tell workers apart. */
+export function formatAge(seconds: number): string {
+  const whole = Math.floor(seconds);
+  const pad = (value: number) => String(value).padStart(2, '0');
+  if (whole < 60) return `${whole}s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)}m${pad(whole % 60)}s`;
+  if (whole < 86400) return `${Math.floor(whole / 3600)}h${pad(Math.floor(whole / 60) % 60)}m`;
+  return `${Math.floor(whole / 86400)}d${pad(Math.floor(whole / 3600) % 24)}h`;
+}
+
+/** The human table `corral status` prints. */
+export function formatStatusTable(report: StatusReport): string {
+  const header = ['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'RSS', 'RESTARTS'];
+  const rows = report.workers.map((worker) => [
+    String(worker.slot),
+    worker.pid === null ? '-' : String(worker.pid),
+    worker.state,
+    formatAge(worker.ageSeconds),
+    String(worker.requests),
+    worker.cpuPercent === null ? '-' : worker.cpuPercent.toFixed(1),
+    worker.rssBytes === null ? '-' : formatBytes(worker.rssBytes),
+    String(worker.restarts),
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  // Numbers are right-aligned so their digits line up; words are left-aligned.
+  const rightAligned = new Set([1, 4, 5, 6, 7]);
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (rightAligned.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))
+      .join('  ')
+      .trimEnd();
+  const ready = report.workers.filter((worker) => worker.state === 'ready').length;
+  const summary =
+    `corral ${report.version}, master pid ${report.pid}, up ${formatAge(report.uptimeSeconds)}, ` +
+    `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}`;
+  return [summary, line(header), ...rows.map(line)].join('\n');
+}

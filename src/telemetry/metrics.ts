@@ -1,0 +1,145 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Arbiter } from '../supervisor/arbiter.js';
+import type { LogOutput } from './logger.js';
+import type { RestartLedger } from '../supervisor/restart-ledger.js';
+import type { Worker, WorkerState } from '../worker/worker.js';
+
+export const METRIC_PREFIX = 'corral_';
+
+const WORKER_STATES: readonly Exclude<WorkerState, 'exited'>[] = ['booting', 'ready', 'draining'];
+
+/** Labels that tell live workers apart: during a rolling restart two workers share a slot. */
+function workerLabels(worker: Worker): { worker: string; pid: string } {
+  return { worker: String(worker.slot), pid: String(worker.pid ?? '') };
+}
+
+/**
+ * corral's Prometheus registry. Worker figures are read from the arbiter's live workers at scrape
+ * time (requests from heartbeats, CPU and memory from the resource sampler), so nothing runs
+ * between scrapes; events (restarts, boots, reloads) are counted as they happen.
+ */
+export class CorralMetrics {
+  readonly registry = new Registry();
+
+  constructor(arbiter: Arbiter, ledger: RestartLedger, logs?: Pick<LogOutput, 'dropped'>) {
+    const registers = [this.registry];
+    const live = () => arbiter.liveWorkers().filter((worker) => worker.state !== 'exited');
+
+    new Gauge({
+      name: `${METRIC_PREFIX}workers`,
+      help: 'Live worker processes by state',
+      labelNames: ['state'] as const,
+      registers,
+      collect() {
+        const workers = live();
+        for (const state of WORKER_STATES) this.set({ state }, workers.filter((worker) => worker.state === state).length);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}workers_wanted`,
+      help: 'Workers corral keeps running (--workers, changed by TTIN/TTOU and corral scale)',
+      registers,
+      collect() {
+        this.set(arbiter.wantedWorkers());
+      },
+    });
+
+    const restarts = new Counter({
+      name: `${METRIC_PREFIX}worker_restarts_total`,
+      help: 'Workers that exited while corral kept running, by reason (crash, signal, timeout, restart, max-requests, ...)',
+      labelNames: ['reason'] as const,
+      registers,
+    });
+    ledger.onRestart((reason) => restarts.inc({ reason }));
+
+    /** A family with one series per live worker, its value read at scrape time (undefined: no series). */
+    const perWorker = (kind: 'gauge' | 'counter', name: string, help: string, value: (worker: Worker) => number | undefined) => {
+      const collect = function (this: Gauge<'worker' | 'pid'> | Counter<'worker' | 'pid'>): void {
+        this.reset();
+        for (const worker of live()) {
+          const figure = value(worker);
+          if (figure === undefined) continue;
+          if (this instanceof Gauge) this.set(workerLabels(worker), figure);
+          else this.inc(workerLabels(worker), figure);
+        }
+      };
+      const options = { name: `${METRIC_PREFIX}${name}`, help, labelNames: ['worker', 'pid'] as const, registers, collect };
+      if (kind === 'gauge') new Gauge(options);
+      else new Counter(options);
+    };
+    perWorker('gauge', 'worker_start_time_seconds', 'When each live worker was started, seconds since the epoch', (worker) => worker.startedAt / 1000);
+    perWorker('counter', 'worker_requests_total', 'Requests served by each live worker, from its latest heartbeat', (worker) => worker.requests);
+    perWorker('gauge', 'worker_connections', 'Open connections of each live worker, from its latest heartbeat', (worker) => worker.connections);
+    perWorker(
+      'counter',
+      'worker_cpu_seconds_total',
+      "CPU time of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.cpuSeconds,
+    );
+    perWorker(
+      'gauge',
+      'worker_resident_memory_bytes',
+      "Resident memory of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.rss,
+    );
+
+    const bootSeconds = new Histogram({
+      name: `${METRIC_PREFIX}worker_boot_seconds`,
+      help: 'Time from spawning a worker to its ready report (app import and lifespan start-up)',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    arbiter.on('worker-ready', (worker) => bootSeconds.observe(((worker.readyAt ?? Date.now()) - worker.startedAt) / 1000));
+
+    const reloads = new Counter({
+      name: `${METRIC_PREFIX}reloads_total`,
+      help: 'Rolling restarts (HUP, corral reload) by trigger and result (ok, aborted)',
+      labelNames: ['reason', 'result'] as const,
+      registers,
+    });
+    const reloadSeconds = new Histogram({
+      name: `${METRIC_PREFIX}reload_duration_seconds`,
+      help: 'Duration of rolling restarts, from the first new worker to the last old one told to drain',
+      labelNames: ['reason'] as const,
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    const reloading = new Gauge({
+      name: `${METRIC_PREFIX}reload_in_progress`,
+      help: '1 while a rolling restart runs',
+      registers,
+    });
+    reloading.set(0);
+    arbiter.on('restart-begin', () => reloading.set(1));
+    arbiter.on('restart-end', (reason, ok, seconds) => {
+      reloading.set(0);
+      reloads.inc({ reason, result: ok ? 'ok' : 'aborted' });
+      reloadSeconds.observe({ reason }, seconds);
+    });
+
+    if (logs) {
+      // Counted by the log sinks themselves (prom-client loads only with --metrics-bind); read at scrape time.
+      new Counter({
+        name: `${METRIC_PREFIX}log_records_dropped_total`,
+        help: 'Log records dropped because their sink (stdout, stderr, a log file) failed to write or did not keep up',
+        labelNames: ['sink'] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const { sink, records } of logs.dropped()) this.inc({ sink }, records);
+        },
+      });
+    }
+
+    // The master's own CPU, memory, file descriptors, event loop lag, …
+    collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../../src/exit-codes.js';
+import { shellWords } from '../../../src/config/shell-words.js';
+
+function usageError(action: () => unknown): string {
+  try {
+    action();
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('shell words of GUNICORN_CMD_ARGS', () => {
+  it('splits like shlex.split', () => {
+    expect(shellWords(`--workers=3 -b '0.0.0.0:80' --access-logformat "%(h)s \\"%(r)s\\"" a\\ b`, 'x')).toEqual([
+      '--workers=3',
+      '-b',
+      '0.0.0.0:80',
+      '--access-logformat',
+      '%(h)s "%(r)s"',
+      'a b',
+    ]);
+    expect(usageError(() => shellWords('-b "oops', '$GUNICORN_CMD_ARGS'))).toContain('unclosed " quote');
+  });
+});
