@@ -26,7 +26,9 @@ import { checkWorkerClass, workerClassSettings } from './config/worker-class.js'
 import { applyReloadMode } from './reload/mode.js';
 import { ProcessWorker } from './worker/process-worker.js';
 import type { SpawnWorker, WorkerSpawnSpec } from './worker/worker.js';
-import { routeWorkerOutput } from './worker/output.js';
+import { routeForkServerOutput, routeWorkerOutput } from './worker/output.js';
+import { ChannelServer } from './worker/channel-server.js';
+import { ForkServerLauncher } from './worker/fork-launcher.js';
 
 /** How long an exiting corral waits for its queued log records to be written. */
 const EXIT_LOG_FLUSH_MS = 1000;
@@ -100,6 +102,7 @@ function workerSettings(config: CorralConfig): Record<string, unknown> {
     heartbeat_interval: heartbeatInterval(config.timeout),
     max_requests: config.maxRequests,
     max_requests_jitter: config.maxRequestsJitter,
+    preload_app: config.preloadApp,
     uvicorn: config.uvicorn,
     proc_name: config.procName ?? null,
     ...hookSettings(config),
@@ -240,10 +243,24 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
       return markDeadOnExit(worker, env, log);
     };
     const reloader = reloading ? new reloading.DevReloader(config, makeWorker, log) : undefined;
-    const spawnWorker: SpawnWorker = reloader ? reloader.spawnWorker : (spec) => makeWorker(spec);
+    // --reload keeps its warm standbys (spawned); otherwise workers are forked unless --start-method spawn.
+    const forking = !reloader && config.startMethod === 'fork' ? await startForking(config.python, listeners, identity, onOutput, output, log) : undefined;
+    const launchFork = (spec: WorkerSpawnSpec) =>
+      forking!.launcher.launch(spec, {
+        settings,
+        env: workerEnvironment(process.env, current),
+        gracefulTimeoutMs: current.gracefulTimeout * 1000 + 500,
+        spawn: (fallback) => makeWorker(fallback),
+      });
+    const spawnWorker: SpawnWorker = reloader
+      ? reloader.spawnWorker
+      : forking
+        ? (spec) => markDeadOnExit(launchFork(spec), workerEnvironment(process.env, current), log)
+        : (spec) => makeWorker(spec);
     const arbiter = new Arbiter(arbiterSettings(current), spawnWorker, log);
     // A crash skips the finally below: what it does must still happen (workers, listeners, pid file).
     forgetCrash = onCrash(() => {
+      forking?.channels.removeFiles();
       for (const worker of arbiter.liveWorkers()) worker.stop('halt', 'kill');
       for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
       upgrades?.releasePidFile();
@@ -294,6 +311,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
       await reloader?.start(arbiter);
       const code = await running;
       await reloader?.close();
+      await forking?.close();
       removeSignals();
       removeUpgrades();
       systemd?.close();
@@ -301,6 +319,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
       return code;
     } finally {
       await observability?.close();
+      await forking?.close();
     }
   } finally {
     forgetCrash();
@@ -308,6 +327,34 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
     for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
     upgrades?.releasePidFile();
   }
+}
+
+/** The fork servers' launcher and the socket their workers connect back to (--start-method fork). */
+async function startForking(
+  python: string,
+  listeners: readonly Listener[],
+  identity: { uid: number; gid: number } | undefined,
+  onOutput: ReturnType<typeof routeWorkerOutput>,
+  output: LogOutput,
+  log: Logger,
+): Promise<{ launcher: ForkServerLauncher; channels: ChannelServer; close(): Promise<void> }> {
+  const channels = await ChannelServer.open(identity);
+  const launcher = new ForkServerLauncher({
+    python,
+    entry: WORKER_ENTRY,
+    listenerFds: listeners.map((listener) => listener.fd),
+    channels,
+    log,
+    onOutput,
+    onServerOutput: routeForkServerOutput(output),
+    ...(identity ? { uid: identity.uid, gid: identity.gid } : {}),
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    launcher,
+    channels,
+    close: () => (closing ??= launcher.close().finally(() => channels.close())),
+  };
 }
 
 /** The config file to read: -c (or $CORRAL_CONFIG, or a CMD_ARGS variable), else ./gunicorn.conf.py when present. */

@@ -52,6 +52,8 @@ export type ControlMessage =
   | { type: 'modules'; modules: Record<string, string> };
 
 export interface WorkerEvents {
+  /** The pid is known now: sent by a worker whose process another process starts (a fork server). */
+  started: [];
   ready: [];
   heartbeat: [];
   retiring: [reason: string];

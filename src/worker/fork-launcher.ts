@@ -1,0 +1,309 @@
+import type { Logger } from 'pino';
+import type { ChannelServer } from './channel-server.js';
+import { ForkServer, type ForkServerReady } from './fork-server.js';
+import { ForkedWorker } from './forked-worker.js';
+import type { ForkServerOutput } from './output.js';
+import type { BootError, Worker, WorkerSpawnSpec, WorkerStream } from './worker.js';
+
+export interface ForkLauncherOptions {
+  python: string;
+  entry: string;
+  listenerFds: readonly number[];
+  channels: ChannelServer;
+  log: Logger;
+  onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
+  onServerOutput: ForkServerOutput;
+  uid?: number;
+  gid?: number;
+}
+
+/** What one worker is launched with: the settings and environment current at its launch. */
+export interface ForkLaunch {
+  settings: Record<string, unknown>;
+  env: NodeJS.ProcessEnv;
+  gracefulTimeoutMs: number;
+  /** The old way, for a generation that cannot fork. */
+  spawn: (spec: WorkerSpawnSpec) => Worker;
+}
+
+/** A fork server as `corral status` shows it. */
+export interface ForkServerStatus {
+  generation: number;
+  pid: number | null;
+  state: 'starting' | 'ready' | 'retiring';
+  workers: number;
+  startedAt: number;
+  /** Modules imported before forking (null until ready). */
+  preloaded: number | null;
+  preloadSeconds: number | null;
+}
+
+/** One fork server and the requests it owes an answer to. */
+class ServerHandle {
+  /** Fork requests sent, waiting for their pid. */
+  readonly pending = new Map<string, ForkedWorker>();
+  /** Its children, by pid, until it reports their exit. */
+  readonly children = new Map<number, ForkedWorker>();
+  bootError: BootError | undefined;
+  closing = false;
+
+  constructor(readonly server: ForkServer) {}
+}
+
+interface Generation {
+  readonly number: number;
+  handle: ServerHandle | undefined;
+  /** Waiting for the generation's fork server to be ready. */
+  readonly queue: ForkedWorker[];
+  /** The generation's workers are spawned: threads in its fork server, or fork servers that keep dying. */
+  spawn: boolean;
+  /** Fork servers of this generation that exited before they were ready (and said nothing why). */
+  failedStarts: number;
+}
+
+/** Fork servers of one generation that die before ready this often: its workers are spawned. */
+const MAX_FAILED_STARTS = 2;
+/** How long close() waits for the fork servers to exit. */
+const CLOSE_WAIT_MS = 1_000;
+
+let forkedWorkers = 0;
+
+/**
+ * Starts workers with a fork server per code generation (`--start-method fork`): the first worker of
+ * a generation starts that generation's fork server, and every worker of it is forked from there once
+ * the server has preloaded. A newer generation's ready fork server retires the older ones, which exit
+ * when their last worker has. A generation whose fork server runs threads, or whose fork servers die
+ * before they are ready, is spawned the old way instead, with one warning.
+ */
+export class ForkServerLauncher {
+  private readonly generations = new Map<number, Generation>();
+  private newest = 0;
+  private closed = false;
+
+  constructor(private readonly options: ForkLauncherOptions) {}
+
+  /** A worker of `spec.generation`: forked, or spawned when the generation cannot fork. */
+  launch(spec: WorkerSpawnSpec, launch: ForkLaunch): Worker {
+    const generation = this.generation(spec.generation);
+    if (generation.spawn) return launch.spawn(spec);
+    const worker = new ForkedWorker(spec, { gracefulTimeoutMs: launch.gracefulTimeoutMs, onOutput: this.options.onOutput });
+    const forget = this.options.channels.expect(worker.token, (stream, socket) => worker.attach(stream, socket));
+    worker.once('exit', forget);
+    const settings = { ...launch.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.options.channels.path, master_pid: process.pid };
+    const request = { worker, settings, spawn: launch.spawn };
+    const handle = this.serverFor(generation, launch);
+    worker.cancelRequest = () => {
+      const index = generation.queue.indexOf(worker);
+      if (index === -1) return false;
+      generation.queue.splice(index, 1);
+      return true;
+    };
+    this.requests.set(worker, request);
+    if (handle.server.state === 'ready') this.sendFork(generation, handle, worker);
+    else generation.queue.push(worker);
+    return worker;
+  }
+
+  private readonly requests = new WeakMap<ForkedWorker, { settings: Record<string, unknown>; spawn: (spec: WorkerSpawnSpec) => Worker }>();
+
+  /** Starts the generation's fork server ahead of its first worker (a rolling restart's start). */
+  prepare(generationNumber: number, launch: ForkLaunch): void {
+    const generation = this.generation(generationNumber);
+    if (!generation.spawn) this.serverFor(generation, launch);
+  }
+
+  status(): ForkServerStatus[] {
+    const rows: ForkServerStatus[] = [];
+    for (const generation of [...this.generations.values()].sort((a, b) => a.number - b.number)) {
+      const handle = generation.handle;
+      if (!handle || !handle.server.alive) continue;
+      const { server } = handle;
+      rows.push({
+        generation: generation.number,
+        pid: server.pid ?? null,
+        state: server.retiring ? 'retiring' : server.state === 'ready' ? 'ready' : 'starting',
+        workers: handle.children.size,
+        startedAt: server.startedAt,
+        preloaded: server.info?.preloaded ?? null,
+        preloadSeconds: server.info?.seconds ?? null,
+      });
+    }
+    return rows;
+  }
+
+  /** The pids of the live fork servers (for a crash handler and for tests of what is left). */
+  pids(): number[] {
+    return this.status().flatMap((row) => (row.pid === null ? [] : [row.pid]));
+  }
+
+  /** Ends every fork server (their workers have exited, or end with the master); waits a moment for them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const servers = [...this.generations.values()].flatMap((generation) => (generation.handle?.server.alive ? [generation.handle] : []));
+    for (const handle of servers) {
+      handle.closing = true;
+      handle.server.retire();
+    }
+    const exited = (handle: ServerHandle) =>
+      new Promise<void>((resolve) => (handle.server.alive ? handle.server.once('exit', () => resolve()) : resolve()));
+    const all = Promise.all(servers.map(exited));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    for (const handle of servers) handle.server.kill();
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+  }
+
+  // ---- generations --------------------------------------------------------------------------
+
+  private generation(number: number): Generation {
+    let generation = this.generations.get(number);
+    if (!generation) {
+      generation = { number, handle: undefined, queue: [], spawn: false, failedStarts: 0 };
+      this.generations.set(number, generation);
+    }
+    if (number > this.newest) this.newest = number;
+    return generation;
+  }
+
+  /** The generation's live fork server, started when it has none (or only a retiring one). */
+  private serverFor(generation: Generation, launch: ForkLaunch): ServerHandle {
+    const current = generation.handle;
+    if (current && current.server.alive && !current.server.retiring) return current;
+    const { options } = this;
+    const server = new ForkServer({
+      generation: generation.number,
+      python: options.python,
+      entry: options.entry,
+      listenerFds: options.listenerFds,
+      env: launch.env,
+      settings: launch.settings,
+      onOutput: options.onServerOutput,
+      ...(options.uid !== undefined ? { uid: options.uid } : {}),
+      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+    });
+    const handle = new ServerHandle(server);
+    generation.handle = handle;
+    options.log.debug({ forkServer: generation.number, pid: server.pid }, 'fork server starting');
+    server.on('ready', (info) => this.onReady(generation, handle, info));
+    server.on('unsafe', (token, threads) => {
+      const worker = this.takePending(handle, token);
+      this.refuseForking(generation, handle, threads);
+      if (worker) this.spawnInstead(worker);
+    });
+    server.on('forked', (token, pid) => {
+      const worker = this.takePending(handle, token);
+      if (!worker || worker.state === 'exited') {
+        // Stopped meanwhile: the child has no one waiting for it.
+        server.signal(pid, 'SIGKILL');
+        return;
+      }
+      handle.children.set(pid, worker);
+      worker.forked(server, pid);
+    });
+    server.on('fork-failed', (token, error) => this.takePending(handle, token)?.failSpawn(new Error(`fork failed: ${error}`)));
+    server.on('child-exit', (pid, exit) => {
+      const worker = handle.children.get(pid);
+      handle.children.delete(pid);
+      worker?.childExited(exit);
+    });
+    server.on('boot-error', (error) => (handle.bootError = error));
+    server.on('exit', (exit, error) => this.onServerExit(generation, handle, exit, error));
+    return handle;
+  }
+
+  private takePending(handle: ServerHandle, token: string): ForkedWorker | undefined {
+    const worker = handle.pending.get(token);
+    handle.pending.delete(token);
+    return worker;
+  }
+
+  private sendFork(generation: Generation, handle: ServerHandle, worker: ForkedWorker): void {
+    const request = this.requests.get(worker);
+    if (!request || worker.state === 'exited') return;
+    worker.cancelRequest = undefined;
+    handle.pending.set(worker.token, worker);
+    if (!handle.server.fork(worker.token, request.settings)) {
+      handle.pending.delete(worker.token);
+      worker.failSpawn(new Error(`the fork server of generation ${generation.number} is gone`));
+    }
+  }
+
+  private spawnInstead(worker: ForkedWorker): void {
+    const request = this.requests.get(worker);
+    if (request) worker.spawnInstead(request.spawn);
+  }
+
+  private onReady(generation: Generation, handle: ServerHandle, info: ForkServerReady): void {
+    const { log } = this.options;
+    log.info(
+      { forkServer: generation.number, pid: handle.server.pid, modules: info.modules, preloaded: info.preloaded, seconds: info.seconds },
+      'fork server ready',
+    );
+    if (info.threads.length > 0) {
+      this.refuseForking(generation, handle, info.threads);
+    } else {
+      for (const worker of generation.queue.splice(0)) this.sendFork(generation, handle, worker);
+    }
+    this.retireOlder();
+  }
+
+  /** Threads in the fork server: this generation's workers are spawned (one warning). */
+  private refuseForking(generation: Generation, handle: ServerHandle, threads: string[]): void {
+    if (generation.spawn) return;
+    generation.spawn = true;
+    this.options.log.warn(
+      { forkServer: generation.number, pid: handle.server.pid, threads },
+      `the preloaded code started ${threads.length === 1 ? 'a thread' : `${threads.length} threads`} (${threads.join(', ')}): ` +
+        'forking would copy locks held by them and risk deadlocked workers, so this generation\'s workers are spawned instead; ' +
+        'start threads after the fork (a post_fork hook, or lazily) to get forked workers',
+    );
+    for (const worker of generation.queue.splice(0)) this.spawnInstead(worker);
+    handle.server.retire();
+  }
+
+  /** Fork servers of older generations exit once their last worker has; the newest stays. */
+  private retireOlder(): void {
+    for (const generation of this.generations.values()) {
+      if (generation.number >= this.newest || generation.queue.length > 0) continue;
+      const handle = generation.handle;
+      if (handle?.server.alive && handle.server.state === 'ready' && !handle.server.retiring) {
+        this.options.log.debug({ forkServer: generation.number, pid: handle.server.pid, workers: handle.children.size }, 'fork server retiring');
+        handle.server.retire();
+      }
+    }
+  }
+
+  private onServerExit(generation: Generation, handle: ServerHandle, exit: { code: number | null; signal: NodeJS.Signals | null }, error: unknown): void {
+    const { log } = this.options;
+    const { server } = handle;
+    if (generation.handle === handle) generation.handle = undefined;
+    const waiting = [...handle.pending.values(), ...(generation.handle === undefined ? generation.queue.splice(0) : [])];
+    handle.pending.clear();
+    const orphans = [...handle.children.values()];
+    handle.children.clear();
+    const expected = handle.closing || this.closed || (server.retiring && orphans.length === 0);
+    if (handle.bootError) {
+      // --preload and an app that does not import: each worker waiting for it fails as the app's import would.
+      for (const worker of waiting) worker.failSpawn(undefined, handle.bootError, exit);
+    } else {
+      const how = error !== undefined ? `could not be started: ${error instanceof Error ? error.message : String(error)}` : `exited (${exit.signal ?? `code ${exit.code}`})`;
+      if (!expected) {
+        log.warn(
+          { forkServer: generation.number, pid: server.pid, code: exit.code, signal: exit.signal, workers: orphans.length },
+          `the fork server ${how}; ${orphans.length > 0 ? 'its workers keep serving; ' : ''}the next worker starts a new one`,
+        );
+      }
+      if (server.readyAt === undefined && !this.closed) {
+        generation.failedStarts += 1;
+        if (generation.failedStarts >= MAX_FAILED_STARTS && !generation.spawn) {
+          generation.spawn = true;
+          log.warn({ forkServer: generation.number }, `the fork servers of generation ${generation.number} keep failing before they are ready; its workers are spawned instead`);
+        }
+      }
+      for (const worker of waiting) worker.failSpawn(error ?? new Error(`the fork server ${how} before forking this worker`));
+    }
+    for (const worker of orphans) worker.serverLost();
+  }
+}
