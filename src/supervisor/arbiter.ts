@@ -324,15 +324,16 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     }
     this.workers.add(worker);
     const booting = () => this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
-    // A forked worker's pid comes from its fork server a moment later: its record waits for it.
+    // A forked worker's pid comes from its fork server a moment later: its record waits for it (and
+    // is left out for a worker stopped before it had one: it never booted).
     if (worker.pid === undefined && worker.state === 'booting' && !(worker instanceof UnstartedWorker)) {
       const onExit = () => {
         worker.off('started', onStarted);
-        booting();
+        if (worker.stopReason === undefined) booting();
       };
       const onStarted = () => {
         worker.off('exit', onExit);
-        booting();
+        if (worker.stopReason === undefined) booting();
       };
       worker.once('started', onStarted);
       worker.once('exit', onExit);

@@ -63,6 +63,8 @@ interface Generation {
 
 /** Fork servers of one generation that die before ready this often: its workers are spawned. */
 const MAX_FAILED_STARTS = 2;
+/** Fork requests sent to one fork server before its answers: enough to keep it busy, few enough to take back. */
+const FORK_WINDOW = 2;
 /** How long close() waits for the fork servers to exit. */
 const CLOSE_WAIT_MS = 1_000;
 
@@ -99,8 +101,8 @@ export class ForkServerLauncher {
       return true;
     };
     this.requests.set(worker, request);
-    if (handle.server.state === 'ready') this.sendFork(generation, handle, worker);
-    else generation.queue.push(worker);
+    generation.queue.push(worker);
+    if (handle.server.state === 'ready') this.pump(generation, handle);
     return worker;
   }
 
@@ -194,6 +196,7 @@ export class ForkServerLauncher {
     });
     server.on('forked', (token, pid) => {
       const worker = this.takePending(handle, token);
+      this.pump(generation, handle);
       if (!worker || worker.state === 'exited') {
         // Stopped meanwhile: the child has no one waiting for it.
         server.signal(pid, 'SIGKILL');
@@ -202,7 +205,10 @@ export class ForkServerLauncher {
       handle.children.set(pid, worker);
       worker.forked(server, pid);
     });
-    server.on('fork-failed', (token, error) => this.takePending(handle, token)?.failSpawn(new Error(`fork failed: ${error}`)));
+    server.on('fork-failed', (token, error) => {
+      this.takePending(handle, token)?.failSpawn(new Error(`fork failed: ${error}`));
+      this.pump(generation, handle);
+    });
     server.on('child-exit', (pid, exit) => {
       const worker = handle.children.get(pid);
       handle.children.delete(pid);
@@ -219,14 +225,22 @@ export class ForkServerLauncher {
     return worker;
   }
 
-  private sendFork(generation: Generation, handle: ServerHandle, worker: ForkedWorker): void {
-    const request = this.requests.get(worker);
-    if (!request || worker.state === 'exited') return;
-    worker.cancelRequest = undefined;
-    handle.pending.set(worker.token, worker);
-    if (!handle.server.fork(worker.token, request.settings)) {
-      handle.pending.delete(worker.token);
-      worker.failSpawn(new Error(`the fork server of generation ${generation.number} is gone`));
+  /**
+   * Sends the queued fork requests, a few at a time: the next goes when an answer comes, so a big start
+   * is paced by the master's loop, and a stop meanwhile takes back what has not been sent.
+   */
+  private pump(generation: Generation, handle: ServerHandle): void {
+    if (handle.server.state !== 'ready' || generation.handle !== handle || generation.spawn) return;
+    while (handle.pending.size < FORK_WINDOW && generation.queue.length > 0) {
+      const worker = generation.queue.shift()!;
+      const request = this.requests.get(worker);
+      if (!request || worker.state === 'exited') continue;
+      worker.cancelRequest = undefined;
+      handle.pending.set(worker.token, worker);
+      if (!handle.server.fork(worker.token, request.settings)) {
+        handle.pending.delete(worker.token);
+        worker.failSpawn(new Error(`the fork server of generation ${generation.number} is gone`));
+      }
     }
   }
 
@@ -241,11 +255,8 @@ export class ForkServerLauncher {
       { forkServer: generation.number, pid: handle.server.pid, modules: info.modules, preloaded: info.preloaded, seconds: info.seconds },
       'fork server ready',
     );
-    if (info.threads.length > 0) {
-      this.refuseForking(generation, handle, info.threads);
-    } else {
-      for (const worker of generation.queue.splice(0)) this.sendFork(generation, handle, worker);
-    }
+    if (info.threads.length > 0) this.refuseForking(generation, handle, info.threads);
+    else this.pump(generation, handle);
     this.retireOlder();
   }
 

@@ -233,9 +233,11 @@ export class ForkedWorker extends WorkerRecord {
   private signal(signal: NodeJS.Signals): void {
     if (this.state === 'exited') return;
     if (this.childPid === undefined) {
-      // Still waiting for its fork server: a kill takes the request back; anything else waits for the pid.
-      if (signal === 'SIGKILL' && this.cancelRequest?.()) {
-        this.failSpawn(new Error('stopped before its fork server forked it'), undefined, { code: null, signal: 'SIGKILL' });
+      // Not forked yet: a request still queued is taken back (no process, nothing to stop); one sent
+      // gets the signal as soon as its pid is known.
+      if (this.cancelRequest?.()) {
+        this.exitReport = { code: null, signal: null };
+        setImmediate(() => this.finish(this.exitReport!));
         return;
       }
       this.pendingSignal = signal === 'SIGKILL' || this.pendingSignal === undefined ? signal : this.pendingSignal;
