@@ -285,7 +285,7 @@ async function serve(givenConfig: CorralConfig, load: LoadCommandLine, output: L
     // The metrics port and the control socket are the previous master's until it has gone.
     let observability: Observability | undefined;
     const observe = async (): Promise<void> => {
-      observability = await startObservability(config, arbiter, output, () => reload('control'), recycler);
+      observability = await startObservability(config, arbiter, output, () => reload('control'), recycler, forking && (() => forking.launcher.status()));
     };
     if (!upgrades.awaitingPromotion) await observe();
 

@@ -3,6 +3,7 @@ import type { RestartLedger } from '../supervisor/restart-ledger.js';
 import { formatBytes } from '../worker/resources.js';
 import { VERSION } from '../version.js';
 import type { WorkerState } from '../worker/worker.js';
+import type { ForkServerStatus } from '../worker/fork-launcher.js';
 
 export interface WorkerStatus {
   slot: number;
@@ -27,6 +28,8 @@ export interface StatusReport {
   workersWanted: number;
   stopping: boolean;
   workers: WorkerStatus[];
+  /** The live fork servers, one per code generation still serving (none with --start-method spawn). */
+  forkServers: ForkServerStatus[];
 }
 
 /** A snapshot of the master and its workers, for `corral status`. */
@@ -34,6 +37,7 @@ export function collectStatus(
   arbiter: Pick<Arbiter, 'liveWorkers' | 'wantedWorkers' | 'stopping'>,
   ledger: Pick<RestartLedger, 'restartsOf'>,
   now = Date.now(),
+  forkServers: () => ForkServerStatus[] = () => [],
 ): StatusReport {
   const workers = arbiter
     .liveWorkers()
@@ -61,6 +65,7 @@ export function collectStatus(
     workersWanted: arbiter.wantedWorkers(),
     stopping: arbiter.stopping,
     workers,
+    forkServers: forkServers(),
   };
 }
 
@@ -99,5 +104,11 @@ export function formatStatusTable(report: StatusReport): string {
   const summary =
     `corral ${report.version}, master pid ${report.pid}, up ${formatAge(report.uptimeSeconds)}, ` +
     `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}`;
-  return [summary, line(header), ...rows.map(line)].join('\n');
+  // Absent from a report of an older corral (a client newer than its master).
+  const servers = (report.forkServers ?? []).map(
+    (server) =>
+      `fork server of generation ${server.generation}: pid ${server.pid ?? '-'}, ${server.state}, ${server.workers} worker${server.workers === 1 ? '' : 's'}` +
+      (server.preloaded === null ? '' : `, ${server.preloaded} modules preloaded in ${server.preloadSeconds} s`),
+  );
+  return [summary, line(header), ...rows.map(line), ...servers].join('\n');
 }

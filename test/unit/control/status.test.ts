@@ -12,6 +12,7 @@ describe('corral status table', () => {
       { slot: 1, pid: 101, state: 'ready', generation: 1, startedAt: 0, ageSeconds: 3720, requests: 15321, connections: 2, cpuPercent: 3.25, rssBytes: 52_428_800, restarts: 0 },
       { slot: 2, pid: 2345, state: 'booting', generation: 1, startedAt: 0, ageSeconds: 4, requests: 0, connections: 0, cpuPercent: null, rssBytes: null, restarts: 3 },
     ],
+    forkServers: [],
   };
 
   it('has one row per worker under the header, numbers right-aligned', () => {
@@ -21,6 +22,20 @@ describe('corral status table', () => {
     expect(lines[2]).toBe('1      101  ready    1h02m     15321    3.3  50.0 MiB         0');
     expect(lines[3]).toBe('2     2345  booting  4s            0      -         -         3');
     expect(lines).toHaveLength(4);
+  });
+
+  it('ends with a line per fork server', () => {
+    const lines = formatStatusTable({
+      ...report,
+      forkServers: [
+        { generation: 1, pid: 99, state: 'retiring', workers: 1, startedAt: 0, preloaded: 40, preloadSeconds: 0.31 },
+        { generation: 2, pid: 98, state: 'starting', workers: 0, startedAt: 0, preloaded: null, preloadSeconds: null },
+      ],
+    }).split('\n');
+    expect(lines.slice(4)).toEqual([
+      'fork server of generation 1: pid 99, retiring, 1 worker, 40 modules preloaded in 0.31 s',
+      'fork server of generation 2: pid 98, starting, 0 workers',
+    ]);
   });
 
   it('formats ages with two units', () => {
