@@ -155,9 +155,10 @@ function fieldsText(record: Fields, skip: ReadonlySet<string>, paint: (code: str
 /** `[slot:pid]` for a worker, `[pid]` for another process of the master's (a standby), nothing for the master. */
 function tagOf(record: Fields, masterPid: number): string {
   const worker = typeof record.worker === 'number' ? record.worker : undefined;
-  const pid = typeof record.pid === 'number' ? record.pid : undefined;
+  // A record about a slot with no process yet ("scaling up") carries the master's pid, not the worker's.
+  const pid = typeof record.pid === 'number' && record.pid !== masterPid ? record.pid : undefined;
   if (worker !== undefined) return pid !== undefined ? `[${worker}:${pid}]` : `[${worker}]`;
-  return pid !== undefined && pid !== masterPid ? `[${pid}]` : '';
+  return pid !== undefined ? `[${pid}]` : '';
 }
 
 /** uvicorn's access line, `127.0.0.1:5000 - "GET / HTTP/1.1" 200 OK`, and the duration; undefined if a field is missing. */

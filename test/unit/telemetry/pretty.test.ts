@@ -80,6 +80,8 @@ describe('pretty formatter', () => {
     expect(format({ level: 30, pid: 4200, modules: 284, msg: 'reload: warm standby ready' })).toBe('INFO:     [4200] reload: warm standby ready  modules=284\n');
     expect(format({ level: 30, name: 'myapp.db', msg: 'connected', worker: 1, pid: 4102 })).toBe('INFO:     [1:4102] myapp.db: connected\n');
     expect(format({ level: 40, stream: 'stderr', msg: 'printed', worker: 1, pid: 4102 })).toBe('WARNING:  [1:4102] printed\n');
+    // The master's pid on a record about a slot whose process does not exist yet is not the worker's.
+    expect(format({ level: 30, worker: 3, workers: 3, pid: MASTER, msg: 'scaling up' })).toBe('INFO:     [3] scaling up  workers=3\n');
   });
 
   it('prints a failed reload\'s traceback once, with real newlines, and each record on its line', () => {
