@@ -37,6 +37,9 @@ export interface ArbiterEvents {
   /** Every wanted slot has a ready worker (sent each time that becomes true). */
   'all-ready': [];
   'restart-begin': [reason: string];
+  /** Every slot is served by the new generation; the old workers drain (a restart that aborts sends none). */
+  'restart-serving': [reason: string];
+  /** The restart is over: the old workers it retired have exited, or it aborted. */
   'restart-end': [reason: string, ok: boolean, seconds: number];
   stopping: [mode: StopMode];
 }
@@ -204,6 +207,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         this.abortRestart(generation, fresh);
       }
     }
+    const retired: Promise<void>[] = [];
     for (let batch = ok ? outdated().slice(0, this.settings.maxSurge) : []; batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
       const fresh = await this.spawnEach(batch, (old) => this.spawn(old.slot, 'replacement', generation));
       const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
@@ -213,8 +217,19 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         this.abortRestart(generation, fresh);
         break;
       }
-      for (const old of batch) old.stop('restart', 'graceful');
+      for (const old of batch) {
+        retired.push(this.whenExited(old));
+        old.stop('restart', 'graceful');
+      }
     }
+    if (ok) {
+      this.log.info({ reason, generation, draining: retired.length }, 'rolling restart: the new generation serves; the old workers drain');
+      this.emit('restart-serving', reason);
+    }
+    // Over once the old code no longer runs: its workers finish their requests first (bounded by the
+    // graceful timeout). A restart requested meanwhile queues behind this one.
+    await Promise.all(retired);
+    if (this.stopping) return;
     const seconds = (Date.now() - started) / 1000;
     if (ok) this.log.info({ reason, generation, seconds }, 'rolling restart complete');
     this.emit('restart-end', reason, ok, seconds);
@@ -266,10 +281,14 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       this.log.error({ worker: worker.slot, error: replacement.bootError?.message }, 'recycling postponed: the replacement did not boot');
       return;
     }
-    const exited = new Promise<void>((resolve) => (worker.state === 'exited' ? resolve() : worker.once('exit', () => resolve())));
+    const exited = this.whenExited(worker);
     worker.stop(reason, 'graceful');
     // One recycle at a time: the next waits until this worker has drained.
     await exited;
+  }
+
+  private whenExited(worker: Worker): Promise<void> {
+    return new Promise((resolve) => (worker.state === 'exited' ? resolve() : worker.once('exit', () => resolve())));
   }
 
   private whenReady(worker: Worker): Promise<boolean> {
