@@ -38,7 +38,7 @@ export const PRESETS: Record<string, Preset> = {
       hupBoundS: 60,
       scenarioApps: { 'memory-pss': ['fastapi'], hup: ['fastapi'], reload: ['fastapi'] },
     },
-    duration: 'about 25 min on 2 cores',
+    duration: 'about 20 min on a quiet 2-core machine (estimated from the last full run), more on a busy one',
   },
 };
 

@@ -769,7 +769,7 @@ export function mergeReports(previous: BenchReport, update: BenchReport): BenchR
     rows: update.rows.map((r) => `${r.scenario} ${r.app} ${r.workers}w ${r.variant} ${r.server}`.replace(/\s+/g, ' ')),
   };
   // settings that differ, apart from those that only select what was re-measured
-  const selecting = ['servers', 'apps', 'merged', 'rounds', 'launchRepeats', 'killRepeats', 'hupRoundsText'];
+  const selecting = ['servers', 'apps', 'merged', 'rounds', 'launchRepeats', 'killRepeats', 'hupRoundsText', 'pssRounds', 'scenarioApps', 'preset', 'skippedServers'];
   const changed = Object.keys(update.settings).filter(
     (k) =>
       JSON.stringify(update.settings[k]) !== JSON.stringify(previous.settings[k]) &&
