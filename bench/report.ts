@@ -416,7 +416,8 @@ export function summaryTable(rows: ResultRow[]): string {
     `reload (${ref('reload')})`,
     `master RSS (${ref('memory')})`,
     `master CPU idle (${ref('idle')})`,
-    `total PSS (${pssRef ? `${pssRef.app}, ${pssRef.workers}w, ${pssRef.variant}` : ''})`,
+    // (reports from before the memory-pss scenario keep their columns)
+    ...(pssRef ? [`total PSS (${pssRef.app}, ${pssRef.workers}w, ${pssRef.variant})`] : []),
   ];
   const lines = [`| ${head.join(' | ')} |`, `|---|${head.slice(1).map(() => '---:').join('|')}|`];
   for (const s of servers) {
@@ -452,7 +453,7 @@ export function summaryTable(rows: ResultRow[]): string {
         cell(find(s, 'reload', same('reload')), 'medianS', 2, ' s'),
         cell(find(s, 'memory', same('memory')), 'masterRssMiB', 0, ' MiB'),
         cell(find(s, 'idle', same('idle')), 'masterCpuPct', 2, ' %'),
-        cell(find(s, 'memory-pss', samePss), 'totalPssMiB', 0, ' MiB'),
+        ...(pssRef ? [cell(find(s, 'memory-pss', samePss), 'totalPssMiB', 0, ' MiB')] : []),
       ]
         .map(escapeCell)
         .join(' | ')} |`,
@@ -570,7 +571,7 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
     'replacement can have sent: once the new pid appears the surviving old workers are SIGSTOPped until it answers.',
   hup: (s) =>
     `SIGHUP to the master ${setting(s, 'hupLeadS')} s into the load; "replaced" = every old worker pid gone and as many new ` +
-    `workers ready as configured; a restart not done within ${setting(s, 'hupReplaceBound')} is shown as "> bound". ` +
+    `workers ready as configured${s.hupReplaceBound === undefined ? '' : `; a restart not done within ${setting(s, 'hupReplaceBound')} is shown as "> bound"`}. ` +
     'Fresh connections: a Node loop with one connection per request ' +
     `(concurrency ${setting(s, 'freshConcurrency')}); keep-alive: wrk -c${setting(s, 'wrkConnections')}. The load runs ` +
     `until ${setting(s, 'hupTailS')} s after the replacement. Failed = socket errors + non-2xx, summed over the rounds ` +

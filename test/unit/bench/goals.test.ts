@@ -115,6 +115,8 @@ describe('total PSS goal: ≤ 0.70× uvicorn at 8 workers', () => {
     const summary = summaryTable(rows).split('\n');
     expect(summary[0]).toContain('| total PSS (fastapi, 8w, after start) |');
     expect(summary.find((l) => l.startsWith('| corral |'))).toMatch(/\| 200 MiB \|$/);
+    // reports from before the scenario keep their summary as it was
+    expect(summaryTable(rows.map((r) => ({ ...r, scenario: 'memory' as const })))).not.toContain('total PSS');
   });
 });
 
