@@ -66,8 +66,6 @@ export interface WorkerSpawnSpec {
   role: WorkerRole;
 }
 
-export type SpawnWorker = (spec: WorkerSpawnSpec) => Worker;
-
 /**
  * Where a line of a worker's output came from: the app's stdout or stderr (text, whatever it is), or the
  * runtime's record channel (pino-compatible JSON lines, which the app's output cannot reach by accident).
