@@ -2,7 +2,7 @@
 
 Node reaps only the children it started (libuv waits for their pids), never the orphans the app's
 subprocesses leave behind: as PID 1 they would stay zombies until the pid limit. So corral, as PID 1,
-runs this process in front of the real master (src/pid-one.ts): it reaps every child that is not
+runs this process in front of the real master (src/platform/pid-one.ts): it reaps every child that is not
 the master, forwards the signals an operator sends to the master, and exits with the master's code.
 It runs no app code, so a waitpid(-1) here steals no exit status from the app.
 

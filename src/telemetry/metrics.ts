@@ -79,8 +79,20 @@ export class CorralMetrics {
     perWorker(
       'gauge',
       'worker_resident_memory_bytes',
-      "Resident memory of each live worker's process tree, from the latest resource sample",
+      "Resident memory (RSS, shared pages counted in every process) of each live worker's process tree, from the latest resource sample",
       (worker) => worker.usage?.rss,
+    );
+    perWorker(
+      'gauge',
+      'worker_unique_memory_bytes',
+      "Unique memory (USS: pages no other process maps) of each live worker's process tree, what --max-memory compares; from the latest resource sample",
+      (worker) => worker.usage?.uss,
+    );
+    perWorker(
+      'gauge',
+      'worker_proportional_memory_bytes',
+      "Proportional memory (PSS: shared pages divided among their sharers) of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.pss,
     );
 
     const bootSeconds = new Histogram({

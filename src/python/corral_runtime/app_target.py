@@ -1,7 +1,7 @@
 """The APP argument to an app object: uvicorn's module:attribute, or gunicorn's module:factory(literals).
 
-Shared by the worker (loading.py) and `corral --check-config` (src/check-config.ts), so both load the
-app the same way. Imports nothing of corral's runtime, so the one-shot check can use it alone.
+Called by loading.load_app, which the workers and `corral --check-config` both run. The master's
+own reading of APP (src/config/app-target.ts) is checked against parse_call by test/unit/config/app-target.test.ts.
 """
 
 from __future__ import annotations

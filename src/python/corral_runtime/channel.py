@@ -7,21 +7,19 @@ import os
 import threading
 from typing import Any
 
-from .settings import SETTINGS
+from .failures import MasterGone
+from .protocol import MASTER_MESSAGES, WORKER_MESSAGES
 
 
-def read_or_exit(fd: int, size: int) -> bytes:
-    """Reads the control channel; its end (EOF or an error) means the master is gone, and so must this worker be."""
+def read_channel(fd: int, size: int) -> bytes:
+    """Reads the control channel; b"" when it has ended (EOF or an error): the master is gone."""
     while True:
         try:
-            chunk = os.read(fd, size)
+            return os.read(fd, size)
         except InterruptedError:
             continue
         except OSError:
-            chunk = b""
-        if not chunk:
-            os._exit(0)
-        return chunk
+            return b""
 
 
 class ControlChannel:
@@ -35,6 +33,10 @@ class ControlChannel:
             os.set_inheritable(fd, False)
 
     def send(self, message_type: str, **fields: Any) -> None:
+        """One message of protocol.WORKER_MESSAGES, with (some of) its fields."""
+        assert message_type in WORKER_MESSAGES and fields.keys() <= set(WORKER_MESSAGES[message_type]), (
+            f"{message_type} {sorted(fields)} is not in corral_runtime.protocol"
+        )
         if self.fd is None:
             return
         data = (json.dumps({"type": message_type, **fields}, default=str, separators=(",", ":")) + "\n").encode()
@@ -55,26 +57,30 @@ class ControlChannel:
         fd = self.fd
 
         def wait_for_eof() -> None:
-            while True:
-                read_or_exit(fd, 4096)
+            while read_channel(fd, 4096):
+                pass
+            # Immediate on purpose: the main thread may be anywhere in the app's code (or blocked in
+            # it), so no exception could reach main's exit mapping, and nothing is left to drain for.
+            os._exit(0)
 
         threading.Thread(target=wait_for_eof, name="corral-master-watch", daemon=True).start()
 
 
-CONTROL = ControlChannel(int(SETTINGS["control_fd"]) if "control_fd" in SETTINGS else None)
-
-
 class MasterMessages:
-    """Reads the master's JSON lines from the control channel; EOF means the master is gone."""
+    """Reads the master's JSON lines from the control channel; its end raises MasterGone."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.buffer = b""
 
     def next(self, expected_type: str) -> dict[str, Any]:
+        assert expected_type in MASTER_MESSAGES, f"{expected_type} is not in corral_runtime.protocol"
         while True:
             while b"\n" not in self.buffer:
-                self.buffer += read_or_exit(self.fd, 65536)
+                chunk = read_channel(self.fd, 65536)
+                if not chunk:
+                    raise MasterGone()
+                self.buffer += chunk
             line, self.buffer = self.buffer.split(b"\n", 1)
             message: dict[str, Any] = json.loads(line)
             if message.get("type") == expected_type:

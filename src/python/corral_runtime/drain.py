@@ -7,15 +7,13 @@ import random
 import time
 from typing import Any
 
-from .settings import SETTINGS
 
-
-def draw_request_limit() -> int:
+def draw_request_limit(settings: dict[str, Any]) -> int:
     """gunicorn's max-requests with jitter: each worker draws its own limit; 0 means none."""
-    limit = int(SETTINGS.get("max_requests") or 0)
+    limit = int(settings.get("max_requests") or 0)
     if limit <= 0:
         return 0
-    return limit + random.randint(0, int(SETTINGS.get("max_requests_jitter") or 0))
+    return limit + random.randint(0, int(settings.get("max_requests_jitter") or 0))
 
 
 def close_after_response(app: Any) -> Any:
@@ -34,14 +32,14 @@ def close_after_response(app: Any) -> Any:
     return closing_app
 
 
-async def drain_without_resets(server: Any, deadline: float) -> None:
+async def drain_without_resets(server: Any, deadline: float, graceful_timeout: float) -> None:
     """Stops accepting, lets in-flight requests finish with `Connection: close`, answers the next
     request of each keep-alive connection the same way, and closes connections that stay idle
     for a short grace. gunicorn and uvicorn close idle keep-alive connections at once, which
     resets the requests clients were sending on them at that moment."""
     for listener in getattr(server, "servers", []):
         listener.close()
-    idle_grace = min(1.0, float(SETTINGS.get("graceful_timeout", 30)) / 2)
+    idle_grace = min(1.0, graceful_timeout / 2)
     connections = server.server_state.connections
     for connection in list(connections):
         if hasattr(connection, "cycle") and hasattr(connection, "app"):

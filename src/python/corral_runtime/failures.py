@@ -1,14 +1,41 @@
-"""Reports of a failed start-up to the master: the summary, the error's location and the traceback."""
+"""Why a worker ends before it serves, and the report of a failed start-up to the master.
+
+The steps of a worker's start raise these; main.py alone turns them into exit codes (protocol.EXIT_CODES).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .channel import CONTROL
-from .logs import LOG_HANDLER
+if TYPE_CHECKING:
+    from .context import WorkerContext
+
+
+class BootFailure(Exception):
+    """The worker cannot start (a server hook, the lifespan start-up, uvicorn's own start): exit boot_failure.
+
+    error: the user's exception, when there is one; without it the report takes the last traceback logged.
+    """
+
+    kind = "startup"
+
+    def __init__(self, message: str, error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error = error
+
+
+class AppLoadFailure(BootFailure):
+    """The app, or a -k worker class, cannot be imported: exit app_load_failure."""
+
+    kind = "app-load"
+
+
+class MasterGone(Exception):
+    """The master has exited (or closed the control channel) before this worker served: exit ok, quietly."""
 
 
 def error_location(exc: BaseException | None) -> dict[str, Any]:
@@ -49,14 +76,27 @@ def exception_summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def report_failure(kind: str, exc: BaseException | None, message: str) -> None:
+def failure_summary(failure: BootFailure) -> str:
+    """`cannot import the app 'x:app': ModuleNotFoundError: No module named 'x'`."""
+    exc = failure.error
+    return f"{failure.message}: {type(exc).__name__}: {exc}" if exc is not None else failure.message
+
+
+def failure_traceback(failure: BootFailure) -> str | None:
+    """The traceback to show; None when the failure has no exception of its own."""
+    exc = failure.error
     if exc is None:
-        text = LOG_HANDLER.last_traceback or ""
-    elif kind == "app-load":
-        text = app_traceback(exc)
-    else:
-        text = "".join(traceback.format_exception(exc))
-    summary = f"{message}: {type(exc).__name__}: {exc}" if exc is not None else message
+        return None
+    return app_traceback(exc) if isinstance(failure, AppLoadFailure) else "".join(traceback.format_exception(exc))
+
+
+def report_failure(context: WorkerContext, failure: BootFailure) -> None:
+    """Logs the failure and sends the master its boot_error."""
+    exc = failure.error
+    text = failure_traceback(failure)
+    if text is None:
+        text = context.log_handler.last_traceback or ""
+    summary = failure_summary(failure)
     logging.getLogger("corral.worker").error(summary + ("\n" + text if text else ""))
     extra: dict[str, Any] = {"exception": exception_summary(exc), **error_location(exc)} if exc is not None else {}
-    CONTROL.send("boot_error", kind=kind, message=summary, traceback=text, **extra)
+    context.control.send("boot_error", kind=failure.kind, message=summary, traceback=text, **extra)

@@ -7,13 +7,11 @@ import logging
 import os
 import signal
 import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
-from . import config_module, settings
-from .failures import report_failure
-from .settings import EXIT_BOOT_FAILURE, SETTINGS
+from .config_module import load_config_module
+from .failures import BootFailure
 
 
 class HookConfig:
@@ -42,14 +40,13 @@ class HookServer:
 class HookWorker:
     """Stands in for gunicorn's Worker in hooks: worker.pid, worker.ppid, worker.age, worker.log, worker.cfg."""
 
-    def __init__(self, cfg: HookConfig, master_pid: int) -> None:
+    def __init__(self, cfg: HookConfig, master_pid: int, *, pid: int, slot: int, age: int) -> None:
         self.cfg = cfg
         self.log = logging.getLogger("corral.hooks")
-        self.pid = os.getpid()
+        self.pid = pid
         self.ppid = master_pid
-        # Read at construction, after a standby's "go" has set the slot.
-        self.age = int(SETTINGS.get("age", settings.SLOT))
-        self.slot = settings.SLOT
+        self.age = age
+        self.slot = slot
         self.timeout = cfg.timeout
         self.alive = True
         self.booted = False
@@ -58,24 +55,40 @@ class HookWorker:
 
 
 class Hooks:
-    """gunicorn's worker-side server hooks from the config file, run at the moments gunicorn runs them."""
+    """gunicorn's worker-side server hooks from the config file, run at the moments gunicorn runs them.
 
-    def __init__(self, hook_settings: dict[str, Any] | None) -> None:
+    Hooks() has none: a worker without a config file's hooks, or one whose hooks are not loaded yet.
+    """
+
+    def __init__(self) -> None:
         self.functions: dict[str, Callable[..., Any]] = {}
-        if not hook_settings:
-            return
+        self.server: HookServer | None = None
+        self.worker: HookWorker | None = None
+
+    @classmethod
+    def load(cls, hook_settings: dict[str, Any], *, pid: int, slot: int, age: int) -> Hooks:
+        """Runs the config file in this worker to get its hook functions (functions cannot be sent).
+        Built after a standby's "go", so worker.slot and worker.age are the slot's."""
+        hooks = cls()
         cfg = HookConfig(hook_settings.get("cfg", {}))
         master_pid = int(hook_settings.get("master_pid", os.getppid()))
-        self.server = HookServer(cfg, master_pid)
-        self.worker = HookWorker(cfg, master_pid)
-        module = load_config_module(str(hook_settings["file"]))
+        hooks.server = HookServer(cfg, master_pid)
+        hooks.worker = HookWorker(cfg, master_pid, pid=pid, slot=slot, age=age)
+        module = load_config_module(str(hook_settings["file"]), quiet=True)
         for name in hook_settings.get("names", []):
             function = getattr(module, name, None)
             if callable(function):
-                self.functions[name] = function
+                hooks.functions[name] = function
+        return hooks
+
+    def booted(self, app: Any) -> None:
+        """The app is imported: worker.app and worker.wsgi, as gunicorn's worker has them after load_wsgi."""
+        if self.worker is not None:
+            self.worker.app = self.worker.wsgi = app
+            self.worker.booted = True
 
     def run(self, name: str, *, server: bool, fatal: bool) -> None:
-        """Calls one hook; a failing start-up hook fails the boot, as in gunicorn, later ones are logged."""
+        """Calls one hook; a failing start-up hook fails the boot (BootFailure), as in gunicorn, later ones are logged."""
         function = self.functions.get(name)
         if function is None:
             return
@@ -83,34 +96,22 @@ class Hooks:
             function(self.server, self.worker) if server else function(self.worker)
         except BaseException as exc:  # noqa: BLE001 - the hook is user code
             if fatal:
-                report_failure("startup", exc, f"the server hook {name} failed")
-                os._exit(EXIT_BOOT_FAILURE)
+                raise BootFailure(f"the server hook {name} failed", exc) from exc
             logging.getLogger("corral.hooks").exception(f"the server hook {name} failed")
 
 
-def load_config_module(path: str) -> types.ModuleType:
-    """Runs the config file again in this worker to get its hook functions (functions cannot be sent);
-    a worker class defined in the file comes from the same module (worker_class.py)."""
-    loaded = sys.modules.get("__config__")
-    if loaded is not None and not path.startswith("python:"):
-        return loaded
-    return config_module.load_config_module(path, quiet=True)
-
-
-# Rebound by load_hooks: read it as hooks.HOOKS, never import a copy.
-HOOKS: Hooks = Hooks(None)
-
-
-def load_hooks() -> None:
-    global HOOKS
+def load_hooks(settings: dict[str, Any], *, pid: int, slot: int) -> Hooks:
+    """The config file's hooks the master listed (none without them); a file that fails to run fails the boot."""
+    hook_settings = settings.get("hooks")
+    if not hook_settings:
+        return Hooks()
     try:
-        HOOKS = Hooks(SETTINGS.get("hooks"))
+        return Hooks.load(hook_settings, pid=pid, slot=slot, age=int(settings.get("age", slot)))
     except BaseException as exc:  # noqa: BLE001 - the config file is user code
-        report_failure("startup", exc, "cannot load the server hooks from the config file")
-        os._exit(EXIT_BOOT_FAILURE)
+        raise BootFailure("cannot load the server hooks from the config file", exc) from exc
 
 
-def install_abort_hook() -> None:
+def install_abort_hook(hooks: Hooks) -> None:
     """SIGABRT (the master's hung-worker abort) dumps the stacks, runs worker_abort, then dies of SIGABRT.
 
     faulthandler cannot chain a Python handler on SIGABRT, so with this hook the dump is made from
@@ -119,7 +120,7 @@ def install_abort_hook() -> None:
 
     def on_abort(_sig: int, _frame: object) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        HOOKS.run("worker_abort", server=False, fatal=False)
+        hooks.run("worker_abort", server=False, fatal=False)
         signal.signal(signal.SIGABRT, signal.SIG_DFL)
         os.abort()
 

@@ -13,8 +13,6 @@ import time
 import traceback
 from typing import Any
 
-from .settings import SETTINGS
-
 PINO_LEVELS = {
     logging.DEBUG: 20,
     logging.INFO: 30,
@@ -57,8 +55,6 @@ class RecordChannel:
                 pass
 
 
-RECORDS = RecordChannel(int(SETTINGS["record_fd"]) if "record_fd" in SETTINGS else None)
-
 # What a record keeps of each field the app controls (a message, an exception's text and stack), so a
 # record stays far below the master's limit on one record line (1 MiB) even with every character escaped.
 FIELD_LIMIT = 32 * 1024
@@ -76,8 +72,9 @@ def capped(text: str) -> str:
 class JsonLineHandler(logging.Handler):
     """Writes records as pino-compatible JSON lines; remembers the last traceback for the master."""
 
-    def __init__(self) -> None:
+    def __init__(self, records: RecordChannel) -> None:
         super().__init__()
+        self.records = records
         self.last_traceback: str | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -97,17 +94,14 @@ class JsonLineHandler(logging.Handler):
                     "message": capped(str(exc_value)),
                     "stack": capped(self.last_traceback),
                 }
-            RECORDS.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
+            self.records.write(json.dumps(line, default=str, separators=(",", ":")) + "\n")
         except Exception:
             self.handleError(record)
 
 
-LOG_HANDLER = JsonLineHandler()
-
-
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, handler: JsonLineHandler) -> None:
     root = logging.getLogger()
-    root.handlers = [LOG_HANDLER]
+    root.handlers = [handler]
     root.setLevel(level.upper() if level != "trace" else "DEBUG")
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi"):
         logger = logging.getLogger(name)
@@ -127,7 +121,8 @@ class BatchedOutput:
     lets it read many records at once. Only called from the event loop's thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, records: RecordChannel) -> None:
+        self.records = records
         self.pending: list[str] = []
         self.scheduled = False
         atexit.register(self.flush)
@@ -143,13 +138,10 @@ class BatchedOutput:
         if self.pending:
             data = "".join(self.pending)
             self.pending = []
-            RECORDS.write(data)
+            self.records.write(data)
 
 
-ACCESS_OUTPUT = BatchedOutput()
-
-
-def write_access_record(scope: dict[str, Any], status: int, size: int, started: float, finished: float) -> None:
+def write_access_record(output: BatchedOutput, scope: dict[str, Any], status: int, size: int, started: float, finished: float) -> None:
     """One access record, written directly: the logging module's machinery is not needed on this path.
 
     Its first fields are fixed, so the master can route access records by prefix without parsing.
@@ -177,7 +169,7 @@ def write_access_record(scope: dict[str, Any], status: int, size: int, started: 
         "size": size,
         "http_version": http_version,
     }
-    ACCESS_OUTPUT.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
+    output.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
 
 
 class AccessLog:
@@ -187,13 +179,15 @@ class AccessLog:
     work after the response does not count); the size counts the body bytes sent.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, records: RecordChannel) -> None:
         self.app = app
+        self.output = BatchedOutput(records)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        output = self.output
         started = time.perf_counter()
         status = 0
         size = 0
@@ -209,11 +203,11 @@ class AccessLog:
                 size += len(message.get("body", b""))
                 if not message.get("more_body", False) and not logged:
                     logged = True
-                    write_access_record(scope, status, size, started, time.perf_counter())
+                    write_access_record(output, scope, status, size, started, time.perf_counter())
 
         try:
             await self.app(scope, receive, measured_send)
         finally:
             if not logged:
                 # The app raised or returned without finishing: uvicorn answers 500 if nothing was sent.
-                write_access_record(scope, status or 500, size, started, time.perf_counter())
+                write_access_record(output, scope, status or 500, size, started, time.perf_counter())

@@ -7,9 +7,12 @@ import os
 import signal
 import sys
 
+from .failures import MasterGone
+
 
 def die_with_parent(master_pid: int) -> None:
-    """Ask Linux to SIGKILL this process when the master dies, even if its event loop is blocked."""
+    """Ask Linux to SIGKILL this process when the master dies, even if its event loop is blocked.
+    MasterGone when the master has died already."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -19,4 +22,4 @@ def die_with_parent(master_pid: int) -> None:
             pass
     # The master may have died between the spawn and prctl.
     if master_pid and os.getppid() != master_pid:
-        os._exit(0)
+        raise MasterGone()

@@ -10,20 +10,21 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import hooks
-from .channel import CONTROL
 from .drain import draw_request_limit, drain_without_resets
-from .failures import report_failure
+from .failures import BootFailure
+from .hooks import install_abort_hook
 from .logs import AccessLog
-from .settings import EXIT_BOOT_FAILURE, SETTINGS
 from .standby import report_modules
 
+if TYPE_CHECKING:
+    from .context import WorkerContext
 
-def inherited_sockets() -> list[socket.socket]:
+
+def inherited_sockets(settings: dict[str, Any]) -> list[socket.socket]:
     # socket.socket(fileno=) detects family and type, so TCP keeps TCP_NODELAY and unix stays unix.
-    sockets = [socket.socket(fileno=int(fd)) for fd in SETTINGS.get("listen_fds", [])]
+    sockets = [socket.socket(fileno=int(fd)) for fd in settings.get("listen_fds", [])]
     for sock in sockets:
         # Spawned inheritable: an app's `os.system("job &")` or Popen(close_fds=False) would keep the
         # port listening after corral stops, and a restarted corral could not bind it.
@@ -31,13 +32,15 @@ def inherited_sockets() -> list[socket.socket]:
     return sockets
 
 
-def build_server(app: Any, class_kwargs: dict[str, Any] | None = None) -> Any:
+def build_server(server_class: type, context: WorkerContext, app: Any, class_kwargs: dict[str, Any]) -> Any:
+    """server_class: from server_class(), made before a standby waits."""
     import uvicorn
 
-    options: dict[str, Any] = dict(SETTINGS.get("uvicorn", {}))
+    settings = context.settings
+    options: dict[str, Any] = dict(settings.get("uvicorn", {}))
     # A worker class's CONFIG_KWARGS that the master could not carry: applied last, as gunicorn does.
-    options.update(class_kwargs or {})
-    options.setdefault("timeout_graceful_shutdown", SETTINGS.get("graceful_timeout"))
+    options.update(class_kwargs)
+    options.setdefault("timeout_graceful_shutdown", settings.get("graceful_timeout"))
     # Each worker is one uvicorn process; without this, uvicorn.Config parses $WEB_CONCURRENCY
     # itself and fails on corral's "auto".
     options.setdefault("workers", 1)
@@ -47,16 +50,22 @@ def build_server(app: Any, class_kwargs: dict[str, Any] | None = None) -> Any:
         options["headers"] = [tuple(header) for header in options["headers"]]
     # uvicorn's access log is replaced by corral's, which also has the duration and the size.
     config = uvicorn.Config(app, log_config=log_config, access_log=False, **options)
-    if SETTINGS.get("access_log", True):
+    if settings.get("access_log", True):
         # Wrapped after uvicorn's own wrapping, so the ASGI2 detection still sees the user's app and
         # the client address read at the end is the one the proxy-headers middleware set.
         config.load()
-        config.loaded_app = AccessLog(config.loaded_app)
-    return CorralServer(config)
+        config.loaded_app = AccessLog(config.loaded_app, context.records)
+    return server_class(config)
 
 
-def server_class() -> type:
+def server_class(context: WorkerContext) -> type:
+    """corral's uvicorn.Server subclass. Made before a standby waits, so uvicorn is imported (and the
+    max-requests limit drawn) ahead of the app."""
     import uvicorn
+
+    settings = context.settings
+    control = context.control
+    graceful_timeout = float(settings.get("graceful_timeout", 30))
 
     class Server(uvicorn.Server):
         """uvicorn's server, with corral's signals and reports to the master."""
@@ -64,7 +73,7 @@ def server_class() -> type:
         heartbeat_task: asyncio.Task[None] | None = None
         loop: asyncio.AbstractEventLoop | None = None
         retiring = False
-        request_limit = draw_request_limit()
+        request_limit = draw_request_limit(settings)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -76,20 +85,20 @@ def server_class() -> type:
             try:
                 await super().startup(sockets=sockets)
             except SystemExit:
-                report_failure("startup", None, "the app's lifespan start-up failed")
-                raise SystemExit(EXIT_BOOT_FAILURE) from None
+                # uvicorn exits after logging why (the traceback the report then carries).
+                raise BootFailure("the app's lifespan start-up failed") from None
             if self.started and not self.should_exit:
-                CONTROL.send("ready", pid=os.getpid())
+                control.send("ready")
                 self.heartbeat_task = asyncio.get_running_loop().create_task(self.heartbeat())
-                if SETTINGS.get("report_modules"):
-                    report_modules()
+                if settings.get("report_modules"):
+                    report_modules(control)
 
         async def heartbeat(self) -> None:
             # Sent from the event loop on purpose: a blocked loop stops the heartbeat.
-            interval = float(SETTINGS.get("heartbeat_interval", 1.0))
+            interval = float(settings.get("heartbeat_interval", 1.0))
             while True:
                 state = self.server_state
-                CONTROL.send("heartbeat", requests=state.total_requests, connections=len(state.connections))
+                control.send("heartbeat", requests=state.total_requests, connections=len(state.connections))
                 await asyncio.sleep(interval)
 
         async def on_tick(self, counter: int) -> bool:
@@ -97,19 +106,17 @@ def server_class() -> type:
             if not self.retiring and self.request_limit and self.server_state.total_requests >= self.request_limit:
                 # The master starts a replacement first, then drains this worker: no capacity gap.
                 self.retiring = True
-                CONTROL.send("retiring", reason="max-requests", requests=self.server_state.total_requests)
+                control.send("retiring", reason="max-requests", requests=self.server_state.total_requests)
             return should_exit
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if self.heartbeat_task is not None:
                 self.heartbeat_task.cancel()
-            CONTROL.send("draining", requests=self.server_state.total_requests)
             started = time.monotonic()
-            graceful = float(SETTINGS.get("graceful_timeout", 30))
             if not self.force_exit:
-                await drain_without_resets(self, started + graceful)
+                await drain_without_resets(self, started + graceful_timeout, graceful_timeout)
             # What is left (long responses past the bound) is uvicorn's to cancel, in the time remaining.
-            self.config.timeout_graceful_shutdown = max(0.1, graceful - (time.monotonic() - started))
+            self.config.timeout_graceful_shutdown = max(0.1, graceful_timeout - (time.monotonic() - started))
             await super().shutdown(sockets=sockets)
 
         def begin_drain(self) -> None:
@@ -130,14 +137,12 @@ def server_class() -> type:
     return Server
 
 
-# Set by main from server_class() before a standby waits, so uvicorn is imported (and the
-# max-requests limit drawn) ahead of the app; build_server reads it.
-CorralServer: Any = None
-
-
-def install_signal_handlers(server: Any) -> None:
+def install_signal_handlers(context: WorkerContext, server: Any) -> None:
+    """TERM drains, INT and QUIT stop at once. Their backstops end the process with os._exit on purpose:
+    they fire when the app's shutdown hangs (or a second INT comes), when no exception could end it."""
     interrupts = {"count": 0}
-    graceful_timeout = float(SETTINGS.get("graceful_timeout", 30))
+    graceful_timeout = float(context.settings.get("graceful_timeout", 30))
+    hooks = context.hooks
 
     def on_term(_sig: int, _frame: object) -> None:
         server.begin_drain()
@@ -150,7 +155,7 @@ def install_signal_handlers(server: Any) -> None:
         interrupts["count"] += 1
         if interrupts["count"] > 1:
             os._exit(0)
-        hooks.HOOKS.run("worker_int", server=False, fatal=False)
+        hooks.run("worker_int", server=False, fatal=False)
         server.quick_exit()
         timer = threading.Timer(1.0, lambda: os._exit(0))
         timer.daemon = True
@@ -164,5 +169,5 @@ def install_signal_handlers(server: Any) -> None:
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGWINCH, signal.SIG_IGN)
-    if "worker_abort" in hooks.HOOKS.functions:
-        hooks.install_abort_hook()
+    if "worker_abort" in hooks.functions:
+        install_abort_hook(hooks)

@@ -8,21 +8,23 @@ import signal
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
-from . import settings
-from .channel import CONTROL, MasterMessages
+from .channel import ControlChannel, MasterMessages
 from .loading import add_app_dir_to_path
-from .settings import SETTINGS
+
+if TYPE_CHECKING:
+    from .context import WorkerContext
 
 
-def report_modules() -> None:
+def report_modules(control: ControlChannel) -> None:
     """Reload mode: tell the master which modules this worker imported, so a standby can preload them."""
     modules: dict[str, str] = {}
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and name not in ("__main__", "__mp_main__"):
             modules[name] = file
-    CONTROL.send("modules", modules=modules)
+    control.send("modules", modules=modules)
 
 
 def sys_path_mtimes() -> dict[str, str]:
@@ -38,20 +40,24 @@ def sys_path_mtimes() -> dict[str, str]:
     return mtimes
 
 
-def wait_as_standby() -> None:
-    """Reload mode's warm standby: import what the app needs from outside its own code, then wait.
+def wait_as_standby(context: WorkerContext) -> None:
+    """Reload mode's warm standby: import what the app needs from outside its own code, then wait for
+    the master's "go", which gives it its slot. MasterGone when the channel ends first.
 
     The path mtimes are taken before the imports, so a package installed meanwhile shows as a change.
     """
-    # A standby has nothing to drain: any stop signal ends it at once and quietly.
+    # A standby has nothing to drain: any stop signal ends it at once and quietly. Immediate on
+    # purpose: an exception raised from the handler could land inside a preload below, whose
+    # `except BaseException` would swallow it.
     for stop_signal in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(stop_signal, lambda _sig, _frame: os._exit(0))
-    if CONTROL.fd is None:
+    control = context.control
+    if control.fd is None:
         return
     # The module list comes over the channel: as an environment variable it could pass the kernel's limit.
-    messages = MasterMessages(CONTROL.fd)
+    messages = MasterMessages(control.fd)
     preload: list[str] = list(messages.next("preload").get("modules", []))
-    add_app_dir_to_path()
+    add_app_dir_to_path(context.settings)
     mtimes = sys_path_mtimes()
     started = time.monotonic()
     imported = 0
@@ -67,8 +73,7 @@ def wait_as_standby() -> None:
     logging.getLogger("corral.worker").debug(
         "standby preloaded %d modules in %.3f s", imported, time.monotonic() - started
     )
-    CONTROL.send("standby", paths=mtimes)
+    control.send("standby", paths=mtimes)
     go = messages.next("go")
-    # Rebinds the module's global, which the hooks' worker reads from then on (the master labels the records).
-    settings.SLOT = int(go.get("slot", 0))
-    SETTINGS["slot"] = settings.SLOT
+    # The hooks' worker, built after this, reads it (the master labels the records itself).
+    context.slot = int(go.get("slot", 0))

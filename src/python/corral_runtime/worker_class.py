@@ -74,7 +74,7 @@ def load_worker_class(name: str, config_file: str | None) -> Any:
     if module_name == "__config__":
         if not config_file:
             raise ImportError(f"{name} names a class of the config file, but no config file was read")
-        module = sys.modules.get("__config__") or load_config_module(config_file, quiet=True)
+        module = load_config_module(config_file, quiet=True)
     else:
         module = importlib.import_module(module_name)
     try:

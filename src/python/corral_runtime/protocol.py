@@ -1,0 +1,44 @@
+"""The control channel's vocabulary and the worker's exit codes: the contract with the master.
+
+src/worker/protocol.ts says the same on the TypeScript side; a test imports this module, dumps it as
+JSON and fails when the two disagree. Messages are JSON objects, one a line, with `type` and the
+fields named here (sorted). A message the master does not act on is not sent.
+
+Fields a message may leave out: boot_error's `exception`, `file` and `line` (known only when there is
+an exception, and a location for it).
+"""
+
+from __future__ import annotations
+
+# Worker → master.
+WORKER_MESSAGES: dict[str, tuple[str, ...]] = {
+    # The lifespan start-up is done and the worker listens: the boot is over.
+    "ready": (),
+    # From a task on the event loop, so a blocked loop stops it: the master's hang detection.
+    "heartbeat": ("connections", "requests"),
+    # max-requests reached: the master starts a replacement, then drains this worker.
+    "retiring": ("reason", "requests"),
+    # Why the boot failed, sent before the exit with boot_failure or app_load_failure.
+    "boot_error": ("exception", "file", "kind", "line", "message", "traceback"),
+    # Reload mode: a warm standby has preloaded its modules; paths are the import path's mtimes.
+    "standby": ("paths",),
+    # Reload mode: the worker's sys.modules (name → file), once after ready, for the next standby.
+    "modules": ("modules",),
+}
+
+# Master → worker (only a warm standby reads the channel).
+MASTER_MESSAGES: dict[str, tuple[str, ...]] = {
+    # The modules a standby imports ahead of the app.
+    "preload": ("modules",),
+    # The standby becomes the worker of this slot (and generation) and boots.
+    "go": ("generation", "slot"),
+}
+
+EXIT_CODES: dict[str, int] = {
+    # A drained worker, or one whose master is gone.
+    "ok": 0,
+    # Start-up failed: a server hook, the lifespan start-up, uvicorn's own start.
+    "boot_failure": 3,
+    # The app (or a -k worker class) could not be imported.
+    "app_load_failure": 4,
+}

@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT, VENV_PYTHON } from '../helpers/corral.js';
+
+const PYTHON_DIR = path.join(ROOT, 'src', 'python');
+const RUNTIME_DIR = path.join(PYTHON_DIR, 'corral_runtime');
+
+/** Runs a Python snippet with the runtime package importable; returns what it prints. */
+function python(lines: string[], env: NodeJS.ProcessEnv = {}): string {
+  const script = ['import sys', `sys.path.insert(0, ${JSON.stringify(PYTHON_DIR)})`, ...lines].join('\n');
+  return execFileSync(VENV_PYTHON, ['-c', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+}
+
+/** The runtime's Python sources, by file name. */
+function runtimeSources(): Map<string, string> {
+  const files = fs.readdirSync(RUNTIME_DIR).filter((name) => name.endsWith('.py'));
+  return new Map([...files.map((name) => [name, fs.readFileSync(path.join(RUNTIME_DIR, name), 'utf8')] as const), ['corral_worker.py', fs.readFileSync(path.join(PYTHON_DIR, 'corral_worker.py'), 'utf8')]]);
+}
+
+const temporaryDirs: string[] = [];
+afterEach(() => {
+  for (const dir of temporaryDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the worker runtime (src/python/corral_runtime)', () => {
+  it('sends exactly the messages of protocol.py: none outside it, and none of it left unsent', () => {
+    const declared = Object.keys(JSON.parse(python(['import json', 'from corral_runtime.protocol import WORKER_MESSAGES', 'print(json.dumps(WORKER_MESSAGES))'])) as Record<string, string[]>);
+    const sent = new Set<string>();
+    for (const source of runtimeSources().values()) {
+      for (const match of source.matchAll(/\.send\(\s*"(\w+)"/g)) sent.add(match[1]!);
+    }
+    expect([...sent].sort()).toEqual([...declared].sort());
+  });
+
+  it('refuses to send a message or a field protocol.py does not name', () => {
+    const verdicts = python([
+      'from corral_runtime.channel import ControlChannel',
+      'channel = ControlChannel(None)',
+      'for name, fields in [("heartbeat", {"requests": 1, "connections": 0}), ("loaded", {"seconds": 1}), ("ready", {"pid": 1}), ("boot_error", {"kind": "startup", "message": "m", "traceback": ""})]:',
+      '    try:',
+      '        channel.send(name, **fields)',
+      '        print(name, "sent")',
+      '    except AssertionError:',
+      '        print(name, "refused")',
+    ]);
+    expect(verdicts.trim().split('\n')).toEqual(['heartbeat sent', 'loaded refused', 'ready refused', 'boot_error sent']);
+  });
+
+  it('rebinds no module global, and leaves the exit codes to main.py but for the exits that must be immediate', () => {
+    const withExit: string[] = [];
+    for (const [name, source] of runtimeSources()) {
+      expect(source, name).not.toMatch(/^\s*global\s/m);
+      if (/os\._exit\(/.test(source)) withExit.push(name);
+    }
+    // The control channel's EOF thread, the signal handlers' backstops (server, standby), a failed boot's end.
+    expect(withExit.sort()).toEqual(['channel.py', 'corral_worker.py', 'server.py', 'standby.py']);
+  });
+
+  it('runs a config file once per process, for the config reader, the hooks and a worker class alike', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-runtime-'));
+    temporaryDirs.push(dir);
+    const file = path.join(dir, 'gunicorn.conf.py');
+    fs.writeFileSync(file, ['print("config ran")', 'class Worker: pass', 'def post_fork(server, worker): pass', ''].join('\n'));
+    const output = python([
+      `file = ${JSON.stringify(file)}`,
+      'from corral_runtime.config_module import load_config_module',
+      'from corral_runtime.hooks import Hooks',
+      'from corral_runtime.worker_class import load_worker_class',
+      'module = load_config_module(file, quiet=False)',
+      'print(load_config_module(file, quiet=False) is module)',
+      'hooks = Hooks.load({"file": file, "names": ["post_fork"], "cfg": {}}, pid=1, slot=1, age=1)',
+      'print(hooks.functions["post_fork"] is module.post_fork, load_worker_class("__config__.Worker", file) is module.Worker)',
+    ]);
+    expect(output.trim().split('\n')).toEqual(['config ran', 'True', 'True True']);
+  });
+});
