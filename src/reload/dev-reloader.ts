@@ -83,7 +83,8 @@ export class DevReloader {
   async start(arbiter: Arbiter): Promise<void> {
     this.arbiter = arbiter;
     arbiter.on('worker-spawn', (worker) => this.onLaunched(worker));
-    // Standbys boot when the workers do not: after a start, a restart or a respawn.
+    // Standbys boot when the workers do not: after a start or a respawn, and after a restart once its old
+    // workers have exited.
     arbiter.on('all-ready', () => this.launcher.fillStandbys());
     arbiter.on('restart-end', () => this.launcher.fillStandbys());
     arbiter.on('stopping', () => void this.close());
@@ -138,13 +139,21 @@ export class DevReloader {
     this.current = run;
     this.log.info({ changes }, `reload: ${this.describeChanges(changes)} changed; starting new workers`);
     const outcome = new Promise<boolean>((resolve) => {
-      const onEnd = (_reason: string, ok: boolean) => finish(ok);
+      // The new code serves once the new workers do, before the old ones have drained (a stream may
+      // hold one for the drain bound). A restart that ends without serving has failed; an ok end is
+      // an earlier restart's drain finishing.
+      const onServing = () => finish(true);
+      const onEnd = (_reason: string, ok: boolean) => {
+        if (!ok) finish(false);
+      };
       const onStop = () => finish(false);
       const finish = (ok: boolean) => {
+        arbiter.off('restart-serving', onServing);
         arbiter.off('restart-end', onEnd);
         arbiter.off('stopping', onStop);
         resolve(ok);
       };
+      arbiter.on('restart-serving', onServing);
       arbiter.on('restart-end', onEnd);
       arbiter.on('stopping', onStop);
     });

@@ -111,14 +111,14 @@ export class CorralMetrics {
     });
     const reloadSeconds = new Histogram({
       name: `${METRIC_PREFIX}reload_duration_seconds`,
-      help: 'Duration of rolling restarts, from the first new worker to the last old one told to drain',
+      help: 'Duration of rolling restarts, from the first new worker to the exit of the last old one',
       labelNames: ['reason'] as const,
       buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
     const reloading = new Gauge({
       name: `${METRIC_PREFIX}reload_in_progress`,
-      help: '1 while a rolling restart runs',
+      help: '1 while a rolling restart runs, until its old workers have exited',
       registers,
     });
     reloading.set(0);

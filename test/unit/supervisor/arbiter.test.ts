@@ -269,7 +269,9 @@ describe('Arbiter', () => {
     const [old1, old2] = spawned;
     old1!.becomeReady();
     old2!.becomeReady();
+    const serving = vi.fn();
     const ended = vi.fn();
+    arbiter.on('restart-serving', serving);
     arbiter.on('restart-end', ended);
     arbiter.requestRollingRestart('test');
     await settle();
@@ -284,10 +286,75 @@ describe('Arbiter', () => {
     spawned[3]!.becomeReady();
     await settle();
     expect(old2!.signals).toEqual(['graceful']);
-    expect(ended).toHaveBeenCalledWith('test', true, expect.any(Number));
+    expect(serving).toHaveBeenCalledWith('test');
     old1!.exit(0);
     old2!.exit(0);
     expect(spawned).toHaveLength(4);
+    await settle();
+    expect(ended).toHaveBeenCalledWith('test', true, expect.any(Number));
+  });
+
+  it('completes a restart once the old workers have exited, not when they are told to drain', async () => {
+    const { arbiter } = makeArbiter({ workers: 2, maxSurge: 1 });
+    const [old1, old2] = spawned;
+    old1!.becomeReady();
+    old2!.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    spawned[2]!.becomeReady();
+    await settle();
+    spawned[3]!.becomeReady();
+    await settle();
+    expect([old1!.signals, old2!.signals]).toEqual([['graceful'], ['graceful']]);
+    // A slow request holds the old workers: the restart is not over while they run the old code.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(ended).not.toHaveBeenCalled();
+    old2!.exit(0);
+    await settle();
+    expect(ended).not.toHaveBeenCalled();
+    old1!.exit(0);
+    await settle();
+    expect(ended).toHaveBeenCalledOnce();
+    expect(ended).toHaveBeenCalledWith('test', true, 5);
+  });
+
+  it('queues a HUP that arrives while the old workers drain, and starts it once they have exited', async () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    await settle();
+    const events: string[] = [];
+    arbiter.on('restart-begin', (reason) => events.push(`begin ${reason}`));
+    arbiter.on('restart-end', (reason) => events.push(`end ${reason}`));
+    arbiter.requestRollingRestart('a');
+    await settle();
+    spawned[1]!.becomeReady();
+    await settle();
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+    arbiter.requestRollingRestart('b');
+    await settle();
+    expect(spawned).toHaveLength(2);
+    expect(events).toEqual(['begin a']);
+    spawned[0]!.exit(0);
+    await settle();
+    expect(events).toEqual(['begin a', 'end a', 'begin b']);
+    expect(spawned[2]).toMatchObject({ slot: 1, generation: 3, role: 'replacement' });
+  });
+
+  it('ends no restart whose drain a stop overtakes', async () => {
+    const { arbiter, exitCode } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    spawned[1]!.becomeReady();
+    await settle();
+    arbiter.stop('graceful');
+    for (const worker of spawned) worker.exit(0);
+    await expect(exitCode).resolves.toBe(0);
+    expect(ended).not.toHaveBeenCalled();
   });
 
   it('aborts a restart whose new worker fails to boot, keeping the old generation', async () => {
@@ -320,6 +387,9 @@ describe('Arbiter', () => {
     arbiter.requestRollingRestart('c');
     await settle();
     spawned[1]!.becomeReady();
+    await settle();
+    // Restart a is over once its old worker has drained; b starts then.
+    spawned[0]!.exit(0);
     await settle();
     spawned[2]!.becomeReady();
     await settle();
