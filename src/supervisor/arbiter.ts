@@ -4,7 +4,8 @@ import { AwakeClock } from './awake-clock.js';
 import { RespawnBackoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { decideExit, type ArbiterPhase, type ExitAction, type ExitLog } from './exit-decision.js';
-import { UnstartedWorker, type SpawnWorker, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerRole } from '../worker/worker.js';
+import type { WorkerLauncher } from '../worker/launcher.js';
+import { UnstartedWorker, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerRole } from '../worker/worker.js';
 
 export interface ArbiterSettings {
   workers: number;
@@ -65,6 +66,8 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   private readonly operations: Operation[] = [];
   private operationRunning = false;
   private generation = 1;
+  /** Generations the launcher has prepared and not yet retired. */
+  private readonly generations = new Set<number>();
   private tickTimer: NodeJS.Timeout | undefined;
   private stopMode: StopMode | undefined;
   private exitCode: ExitCodeValue = ExitCode.ok;
@@ -77,7 +80,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
 
   constructor(
     private settings: ArbiterSettings,
-    private readonly spawnWorker: SpawnWorker,
+    private readonly launcher: WorkerLauncher,
     private readonly log: Logger,
   ) {
     super();
@@ -95,11 +98,14 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     // An operation like the others, so a HUP or a TTIN during a big start waits for it to finish.
     this.enqueue({
       name: 'start',
-      run: async () =>
-        void (await this.spawnEach(
+      run: async () => {
+        const preparing = this.prepareGeneration(this.generation);
+        if (preparing) await preparing;
+        await this.spawnEach(
           slots.filter((slot) => this.slots.has(slot)),
           (slot) => this.spawn(slot, 'initial'),
-        )),
+        );
+      },
     });
     return done;
   }
@@ -186,9 +192,13 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
 
   private async rollingRestart(reason: string): Promise<void> {
     const started = Date.now();
-    const generation = ++this.generation;
+    const generation = this.generation + 1;
     this.emit('restart-begin', reason);
     this.log.info({ reason, generation, workers: this.slots.size }, 'rolling restart: starting a new generation');
+    // Prepared before it is current: a respawn meanwhile still launches the previous generation.
+    const preparing = this.prepareGeneration(generation);
+    if (preparing) await preparing;
+    this.generation = generation;
     const outdated = () =>
       this.liveWorkers()
         .filter((worker) => worker.generation < generation && worker.state !== 'draining' && worker.stopReason === undefined)
@@ -329,11 +339,28 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     return spawned;
   }
 
+  /** Asks the launcher to get a generation ready; a promise to await, or undefined when it is ready now. */
+  private prepareGeneration(generation: number): Promise<void> | undefined {
+    this.generations.add(generation);
+    return this.launcher.prepareGeneration(generation)?.catch((error: unknown) => {
+      this.log.error({ err: error, generation }, 'the worker launcher could not prepare the generation');
+    });
+  }
+
+  /** Tells the launcher about every generation older than the current one whose last worker has gone. */
+  private retireGenerations(): void {
+    for (const generation of this.generations) {
+      if (generation >= this.generation || [...this.workers].some((worker) => worker.generation === generation)) continue;
+      this.generations.delete(generation);
+      this.launcher.retireGeneration(generation);
+    }
+  }
+
   private spawn(slot: number, role: WorkerRole, generation = this.generation): Worker {
     const spec = { slot, generation, role };
     let worker: Worker;
     try {
-      worker = this.spawnWorker(spec);
+      worker = this.launcher.launch(spec);
     } catch (error) {
       // A spawn that fails, however it fails, is a failed boot: never an exception out of here.
       worker = new UnstartedWorker(spec, error);
@@ -343,6 +370,9 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     this.emit('worker-spawn', worker);
     worker.on('ready', () => this.onReady(worker));
     worker.once('exit', (exit) => this.onExit(worker, exit));
+    // After onExit has let the worker go: it may have been its generation's last.
+    worker.once('exit', () => this.retireGenerations());
+    this.retireGenerations();
     return worker;
   }
 
