@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ROOT, VENV_PYTHON } from '../helpers/corral.js';
+import { ROOT, VENV_PYTHON } from '../../helpers/corral.js';
 
 const PYTHON_DIR = path.join(ROOT, 'src', 'python');
 const RUNTIME_DIR = path.join(PYTHON_DIR, 'corral_runtime');
