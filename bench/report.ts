@@ -2,9 +2,9 @@
 // `uvicorn --workers`, and an SVG chart written by hand. Everything here but writeReport() is pure.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASELINE, SERVER_LABELS, SERVER_NAMES, type ServerName } from './servers.js';
+import { BASELINE, SERVERS, SERVER_LABELS, SERVER_NAMES, type ServerName } from './servers.js';
 
-export const SCENARIO_IDS = ['throughput', 'memory', 'launch', 'kill', 'hup', 'reload', 'idle'] as const;
+export const SCENARIO_IDS = ['throughput', 'memory', 'memory-pss', 'launch', 'kill', 'hup', 'reload', 'idle'] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 export type RowStatus = 'ok' | 'error' | 'unsupported';
@@ -60,7 +60,8 @@ export interface MetricDef {
 export const SCENARIO_TITLES: Record<ScenarioId, string> = {
   throughput: 'Throughput and latency (wrk, keep-alive)',
   memory: 'Resident memory after the throughput run',
-  launch: 'Launch → first 200',
+  'memory-pss': 'Total PSS of every process (master, fork servers, workers)',
+  launch: 'Launch → first 200 and → all workers ready',
   kill: 'kill -9 of a worker → its replacement answering',
   hup: 'HUP (rolling restart) under load',
   reload: 'Dev reload: file saved → new code answering',
@@ -79,6 +80,15 @@ export const METRICS: Record<ScenarioId, MetricDef[]> = {
     { key: 'masterRssMiB', label: 'master MiB', better: 'lower', digits: 1 },
     { key: 'workerRssMiB', label: 'per worker MiB', better: 'lower', digits: 1 },
     { key: 'totalRssMiB', label: 'total MiB', better: 'lower', digits: 1 },
+  ],
+  'memory-pss': [
+    { key: 'totalPssMiB', label: 'total PSS MiB', better: 'lower', digits: 1 },
+    { key: 'masterPssMiB', label: 'master MiB', better: 'lower', digits: 1 },
+    { key: 'workersPssMiB', label: 'workers MiB (sum)', better: 'lower', digits: 1 },
+    { key: 'otherPssMiB', label: 'other processes MiB', digits: 1 },
+    { key: 'workerUssMiB', label: 'USS per worker MiB', better: 'lower', digits: 1 },
+    { key: 'workers', label: 'workers', digits: 0 },
+    { key: 'processes', label: 'processes', digits: 0 },
   ],
   launch: [
     { key: 'first200S', label: 'first 200 s', better: 'lower', digits: 3 },
@@ -173,7 +183,11 @@ function orderRows(rows: ResultRow[]): ResultRow[] {
 
 /** How a server is named in a scenario's table (the reload rows run each server in dev mode). */
 export function serverLabel(scenario: ScenarioId, server: ServerName): string {
-  if (scenario === 'reload') return server === 'gunicorn' ? 'gunicorn --reload + UvicornWorker' : `${server} --reload`;
+  if (scenario === 'reload') {
+    const spec = SERVERS[server];
+    if (spec.family === 'gunicorn') return 'gunicorn --reload + UvicornWorker';
+    return [spec.family, '--reload', ...spec.extraArgs].join(' ');
+  }
   return SERVER_LABELS[server];
 }
 
@@ -208,29 +222,62 @@ export interface GoalCheck {
   detail: string;
 }
 
+/** The row of another server for the same configuration, if it ran fine. */
+export function counterpartOf(row: ResultRow, rows: ResultRow[], server: ServerName): ResultRow | undefined {
+  const key = configKey(row);
+  return rows.find((r) => r.server === server && r.status === 'ok' && configKey(r) === key);
+}
+
+/** The workers and apps of issue 12's HUP goal. */
+const HUP_GOAL = { app: 'fastapi', workers: [8, 32] };
+/** The worker count of the total-PSS goal. */
+const PSS_GOAL_WORKERS = 8;
+
 export function checkGoals(rows: ResultRow[]): GoalCheck[] {
   const corral = (s: ScenarioId): ResultRow[] => rows.filter((r) => r.server === 'corral' && r.scenario === s);
   const out: GoalCheck[] = [];
   const describe = (r: ResultRow): string => `${r.app} ${r.workers}w ${r.variant}`.trim();
 
-  const ratios = (s: ScenarioId, key: string): Array<{ row: ResultRow; r: number | undefined }> =>
-    corral(s).map((row) => ({ row, r: row.status === 'ok' ? ratio(row.metrics[key], baselineOf(row, rows)?.metrics[key]) : undefined }));
-
-  const ratioGoal = (goal: string, s: ScenarioId, key: string, ok: (r: number) => boolean): void => {
-    const rs = ratios(s, key);
+  /** corral's figure over `ref`'s (the baseline unless said), per configuration; every measured
+   *  configuration must pass, and one where corral did not run fine is a miss. */
+  const ratioGoal = (
+    goal: string,
+    s: ScenarioId,
+    key: string,
+    ok: (r: number) => boolean,
+    { ref = BASELINE, where = () => true }: { ref?: ServerName; where?: (r: ResultRow) => boolean } = {},
+  ): void => {
+    const rs = corral(s)
+      .filter(where)
+      .map((row) => ({ row, r: row.status === 'ok' ? ratio(row.metrics[key], counterpartOf(row, rows, ref)?.metrics[key]) : undefined }));
     const measured = rs.filter((x) => x.r !== undefined) as Array<{ row: ResultRow; r: number }>;
     if (measured.length === 0) {
       const failed = rs.filter((x) => x.row.status === 'error');
-      out.push({ goal, status: 'not measured', detail: failed.length ? `corral: error (${truncate(failed[0]!.row.note ?? '', 80)})` : 'no corral/uvicorn pair' });
+      out.push({ goal, status: 'not measured', detail: failed.length ? `corral: error (${truncate(failed[0]!.row.note ?? '', 80)})` : `no corral/${ref} pair` });
       return;
     }
     const missed = measured.filter((x) => !ok(x.r));
-    const detail = measured.map((x) => `${describe(x.row)}: ${formatRatio(x.r)}`).join('; ');
+    const of = ref === BASELINE ? '' : ` ${ref}'s`;
+    const detail = measured.map((x) => `${describe(x.row)}: ${formatRatio(x.r)}${of}`).join('; ');
     out.push({ goal, status: missed.length || measured.length < rs.length ? 'missed' : 'met', detail });
   };
 
   ratioGoal('throughput ≥ 0.98× uvicorn --workers (same workers)', 'throughput', 'rps', (r) => r >= 0.98);
+
+  const tp = geomeanRatio(rows, 'corral', 'throughput', 'rps');
+  const p99 = geomeanRatio(rows, 'corral', 'throughput', 'p99Ms');
+  out.push(
+    tp.r === undefined
+      ? { goal: 'throughput geomean ≥ 0.98× uvicorn --workers', status: 'not measured', detail: '' }
+      : {
+          goal: 'throughput geomean ≥ 0.98× uvicorn --workers',
+          status: tp.r >= 0.98 ? 'met' : 'missed',
+          detail: `req/s ${formatRatio(tp.r)} over ${tp.n} configurations; p99 ${p99.r === undefined ? '—' : formatRatio(p99.r)}`,
+        },
+  );
+
   ratioGoal('launch → first 200 no slower than uvicorn (≤ 1.00×)', 'launch', 'first200S', (r) => r <= 1.0);
+  ratioGoal('kill -9 → replacement answering ≤ 0.50× gunicorn + UvicornWorker\'s time', 'kill', 'answerS', (r) => r <= 0.5, { ref: 'gunicorn' });
 
   const hup = corral('hup');
   if (hup.length === 0) out.push({ goal: 'HUP with zero failed requests', status: 'not measured', detail: '' });
@@ -244,6 +291,15 @@ export function checkGoals(rows: ResultRow[]): GoalCheck[] {
         .join('; '),
     });
   }
+  out.push(hupVsGunicorn(rows, corral('hup'), describe));
+
+  ratioGoal(
+    `total PSS ≤ 0.70× uvicorn --workers at ${PSS_GOAL_WORKERS} workers`,
+    'memory-pss',
+    'totalPssMiB',
+    (r) => r <= 0.7,
+    { where: (r) => r.workers === PSS_GOAL_WORKERS },
+  );
 
   const threshold = (goal: string, s: ScenarioId, key: string, limit: number, unit: string): void => {
     const rs = corral(s).filter((r) => r.status === 'ok' && r.metrics[key] !== undefined);
@@ -257,6 +313,47 @@ export function checkGoals(rows: ResultRow[]): GoalCheck[] {
   threshold('master RSS ≤ 50 MiB', 'memory', 'masterRssMiB', 50, 'MiB');
   threshold('master CPU at idle with 16 workers < 1% of a core', 'idle', 'masterCpuPct', 1, '% of a core');
   return out;
+}
+
+/** HUP of 8 and 32 FastAPI workers: every worker replaced no later than gunicorn's (≤ 1.00× its
+ *  time), with 0 failed requests and 0 socket errors, under each load. A restart that hit the
+ *  harness's bound is a miss for corral, and no longer than any finished one for gunicorn. */
+function hupVsGunicorn(rows: ResultRow[], corralHup: ResultRow[], describe: (r: ResultRow) => string): GoalCheck {
+  const goal =
+    `HUP of ${HUP_GOAL.workers.join(' and ')} ${HUP_GOAL.app === 'fastapi' ? 'FastAPI' : HUP_GOAL.app} workers: all replaced ≤ 1.00× ` +
+    "gunicorn + UvicornWorker's time, 0 failed requests, 0 socket errors";
+  const mine = corralHup.filter((r) => r.app === HUP_GOAL.app && HUP_GOAL.workers.includes(r.workers));
+  if (mine.length === 0) return { goal, status: 'not measured', detail: '' };
+  let missed = false;
+  let paired = 0;
+  const details = mine.map((r) => {
+    if (r.status !== 'ok') {
+      missed = true;
+      return `${describe(r)}: ${r.status}`;
+    }
+    const failed = r.metrics.failed ?? NaN;
+    const socketErrors = r.metrics.socketErrors ?? NaN;
+    if (!(failed === 0 && socketErrors === 0)) missed = true;
+    const counts = `${formatNumber(failed, 0)} failed, ${formatNumber(socketErrors, 0)} socket errors`;
+    const g = counterpartOf(r, rows, 'gunicorn');
+    const mineBound = Boolean(r.metrics.replacedSExceeded);
+    if (g === undefined) return `${describe(r)}: no gunicorn row; ${counts}`;
+    paired++;
+    const theirsBound = Boolean(g.metrics.replacedSExceeded);
+    const q = ratio(r.metrics.replacedS, g.metrics.replacedS);
+    let time: string;
+    if (mineBound) {
+      missed = true;
+      time = `> ${formatNumber(r.metrics.replacedS ?? NaN, 1)} s (bound)`;
+    } else if (theirsBound) time = `${formatNumber(r.metrics.replacedS ?? NaN, 1)} s, gunicorn > bound`;
+    else {
+      if (q === undefined || q > 1) missed = true;
+      time = `${formatRatio(q)} gunicorn's`;
+    }
+    return `${describe(r)}: ${time}, ${counts}`;
+  });
+  const status: GoalCheck['status'] = missed ? 'missed' : paired === 0 ? 'not measured' : 'met';
+  return { goal, status, detail: details.join('; ') };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,6 +399,11 @@ export function summaryTable(rows: ResultRow[]): string {
     const f = first(scenario);
     return f !== undefined && r.app === f.app && r.workers === f.workers && r.variant === f.variant;
   };
+  // the total-PSS column shows the goal's configuration (8 workers, after start) when it was measured
+  const pssRef =
+    rows.find((r) => r.scenario === 'memory-pss' && r.workers === PSS_GOAL_WORKERS && r.variant === 'after start') ??
+    rows.find((r) => r.scenario === 'memory-pss');
+  const samePss = (r: ResultRow): boolean => pssRef !== undefined && configKey(r) === configKey(pssRef);
   const tpN = geomeanRatio(rows, BASELINE, 'throughput', 'rps').n;
   const head = [
     'server',
@@ -314,6 +416,8 @@ export function summaryTable(rows: ResultRow[]): string {
     `reload (${ref('reload')})`,
     `master RSS (${ref('memory')})`,
     `master CPU idle (${ref('idle')})`,
+    // (reports from before the memory-pss scenario keep their columns)
+    ...(pssRef ? [`total PSS (${pssRef.app}, ${pssRef.workers}w, ${pssRef.variant})`] : []),
   ];
   const lines = [`| ${head.join(' | ')} |`, `|---|${head.slice(1).map(() => '---:').join('|')}|`];
   for (const s of servers) {
@@ -349,6 +453,7 @@ export function summaryTable(rows: ResultRow[]): string {
         cell(find(s, 'reload', same('reload')), 'medianS', 2, ' s'),
         cell(find(s, 'memory', same('memory')), 'masterRssMiB', 0, ' MiB'),
         cell(find(s, 'idle', same('idle')), 'masterCpuPct', 2, ' %'),
+        ...(pssRef ? [cell(find(s, 'memory-pss', samePss), 'totalPssMiB', 0, ' MiB')] : []),
       ]
         .map(escapeCell)
         .join(' | ')} |`,
@@ -405,6 +510,15 @@ export function renderMarkdown(rep: BenchReport): string {
     );
     parts.push('');
   }
+  const skipped = Object.entries((rep.settings.skippedServers ?? {}) as Record<string, string>);
+  for (const [server, why] of skipped) {
+    parts.push(`Not measured: ${SERVER_LABELS[server as ServerName] ?? server}, because ${why}.`);
+    parts.push('');
+  }
+  if (typeof rep.settings.preset === 'string') {
+    parts.push(`Rows chosen by \`--preset ${rep.settings.preset}\`.`);
+    parts.push('');
+  }
   const goals = checkGoals(rep.rows);
   parts.push('## Summary');
   parts.push('');
@@ -442,13 +556,23 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
     `less reliable. Access log on: uvicorn default, gunicorn \`--access-logfile -\`, ` +
     `granian \`--access-log\`, corral \`--access-log\`; the output goes to a file.`,
   memory: () => 'VmRSS right after the throughput run; "total" is every process of the server (master, workers, helpers).',
-  launch: (s) => `Spawn of the master → first HTTP 200 on a fresh connection; median of ${setting(s, 'launchRepeats')}.`,
+  'memory-pss': (s) =>
+    'The Pss line of /proc/PID/smaps_rollup of every process of the server (master, corral\'s fork servers, workers, ' +
+    'helpers), summed: right after every worker was ready ("after start"), and after ' +
+    `wrk -c${setting(s, 'wrkConnections')} for ${setting(s, 'pssLoadS')} s ("after load"); median of ${setting(s, 'pssRounds')} round(s). ` +
+    'PSS shares each page among the processes that map it, so the sum is the memory the tree uses together, and pages that ' +
+    'forked workers share with their parent count once. "other processes" = neither the master nor a worker (corral\'s fork ' +
+    'servers, uvicorn\'s resource tracker); USS = Private_Clean + Private_Dirty, what one worker\'s exit would free.',
+  launch: (s) =>
+    `Spawn of the master → first HTTP 200 on a fresh connection, and → every worker ready (each server's own ready ` +
+    `signal, see bench/README.md); median of ${setting(s, 'launchRepeats')}.`,
   kill: () =>
     'SIGKILL to one worker → a new worker pid under the master ("new worker pid"), and → a 200 that only the ' +
     'replacement can have sent: once the new pid appears the surviving old workers are SIGSTOPped until it answers.',
   hup: (s) =>
     `SIGHUP to the master ${setting(s, 'hupLeadS')} s into the load; "replaced" = every old worker pid gone and as many new ` +
-    'workers ready as configured. Fresh connections: a Node loop with one connection per request ' +
+    `workers ready as configured${s.hupReplaceBound === undefined ? '' : `; a restart not done within ${setting(s, 'hupReplaceBound')} is shown as "> bound"`}. ` +
+    'Fresh connections: a Node loop with one connection per request ' +
     `(concurrency ${setting(s, 'freshConcurrency')}); keep-alive: wrk -c${setting(s, 'wrkConnections')}. The load runs ` +
     `until ${setting(s, 'hupTailS')} s after the replacement. Failed = socket errors + non-2xx, summed over the rounds ` +
     `(${setting(s, 'hupRoundsText')}); "replaced" is their median.`,
@@ -467,6 +591,7 @@ const SCENARIO_NOTES: Record<ScenarioId, (s: Record<string, unknown>) => string>
 export const SERVER_COLORS: Record<ServerName, string> = {
   uvicorn: '#4c78a8',
   corral: '#f58518',
+  'corral-spawn': '#ffbf79',
   gunicorn: '#54a24b',
   granian: '#b279a2',
 };
@@ -584,6 +709,11 @@ export function renderSvg(rep: BenchReport): string {
       shared: false,
     },
     {
+      title: 'Total PSS of every process, MiB (lower is better; each group on its own scale)',
+      groups: groupsFor('memory-pss', 'totalPssMiB', (r) => `${r.app} ${r.workers}w\n${r.variant}`, 0, ''),
+      shared: false,
+    },
+    {
       title: 'Failed requests during HUP (lower is better; each group on its own scale)',
       groups: groupsFor('hup', 'failed', (r) => `HUP ${r.app} ${r.workers}w\n${r.variant}`, 0, ''),
       shared: false,
@@ -593,7 +723,7 @@ export function renderSvg(rep: BenchReport): string {
   let y = 10;
   const legendY = y;
   servers.forEach((s, i) => {
-    const x = 50 + i * 200;
+    const x = 50 + i * 180;
     parts.push(`<rect x="${x}" y="${legendY}" width="12" height="12" fill="${SERVER_COLORS[s]}"/>`);
     parts.push(`<text x="${x + 16}" y="${legendY + 10}" font-size="12">${esc(SERVER_LABELS[s])}</text>`);
   });
@@ -640,7 +770,7 @@ export function mergeReports(previous: BenchReport, update: BenchReport): BenchR
     rows: update.rows.map((r) => `${r.scenario} ${r.app} ${r.workers}w ${r.variant} ${r.server}`.replace(/\s+/g, ' ')),
   };
   // settings that differ, apart from those that only select what was re-measured
-  const selecting = ['servers', 'apps', 'merged', 'rounds', 'launchRepeats', 'killRepeats', 'hupRoundsText'];
+  const selecting = ['servers', 'apps', 'merged', 'rounds', 'launchRepeats', 'killRepeats', 'hupRoundsText', 'pssRounds', 'scenarioApps', 'preset', 'skippedServers'];
   const changed = Object.keys(update.settings).filter(
     (k) =>
       JSON.stringify(update.settings[k]) !== JSON.stringify(previous.settings[k]) &&

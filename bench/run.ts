@@ -1,5 +1,5 @@
 // corral's side-by-side benchmark: `npm run bench` (full), `npm run bench -- --quick`,
-// `--only hup,kill`, `--servers corral,uvicorn`, `--apps hello`. See bench/README.md.
+// `--only hup,kill`, `--servers corral,uvicorn`, `--apps hello`, `--preset NAME`. See bench/README.md.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,26 +17,29 @@ import {
   type BenchReport,
   type ScenarioId,
 } from './report.js';
+import { PRESETS, PRESET_NAMES } from './presets.js';
 import { FULL, QUICK, type AppDef, type Ctx } from './scenarios/common.js';
-import { HUP_REPLACE_BOUND, hup } from './scenarios/hup.js';
+import { hup, hupBoundText } from './scenarios/hup.js';
 import { idle } from './scenarios/idle.js';
 import { kill } from './scenarios/kill.js';
 import { launch } from './scenarios/launch.js';
+import { memoryPss } from './scenarios/memory-pss.js';
 import { reload } from './scenarios/reload.js';
 import { throughput } from './scenarios/throughput.js';
-import { ROOT, SERVERS, SERVER_NAMES, setCorralRoot } from './servers.js';
+import { DEFAULT_SERVERS, ROOT, SERVERS, SERVER_LABELS, SERVER_NAMES, setCorralRoot, type ServerName } from './servers.js';
 
 /** Runnable scenarios in the order they run ("memory" rows come from the throughput runs). */
 const RUNNERS: Array<[Exclude<ScenarioId, 'memory'>, (ctx: Ctx) => Promise<void>]> = [
   ['launch', launch],
   ['throughput', throughput],
+  ['memory-pss', memoryPss],
   ['kill', kill],
   ['hup', hup],
   ['reload', reload],
   ['idle', idle],
 ];
 
-const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
+const USAGE = `usage: tsx bench/run.ts [--quick | --preset NAME] [--only SCENARIO[,...]] [--servers NAME[,...]] [--apps hello,fastapi]
                         [--workers N[,...]] [--rounds N] [--corral DIR | --snapshot] [--merge | --render] [--out NAME] [--keep-logs]
   --corral DIR measures the corral of another checkout (a worktree), with this checkout's anchors
   --snapshot   measures corral as committed at HEAD (exported and built in a temp dir), not the work tree
@@ -44,8 +47,12 @@ const USAGE = `usage: tsx bench/run.ts [--quick] [--only SCENARIO[,...]] [--serv
                are replaced, the others kept, and the report lists what was re-measured when
   --render     measures nothing: rewrites OUT.md, OUT.svg (and README for latest) from OUT.json
   --workers and --rounds override the worker counts and rounds of every scenario (a partial run)
+  --preset     a named selection of scenarios, servers, apps and per-scenario settings (a partial run);
+               --only, --servers, --apps, --workers and --rounds given with it override it
   scenarios: ${RUNNERS.map(([id]) => id).join(', ')} (memory comes with throughput)
-  servers:   ${SERVER_NAMES.join(', ')}`;
+  servers:   ${SERVER_NAMES.join(', ')} (default: ${DEFAULT_SERVERS.join(', ')})
+  presets:
+${Object.entries(PRESETS).map(([name, p]) => `    ${name}: ${p.description}; ${p.duration}`).join('\n')}`;
 
 function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] | undefined {
   if (value === undefined) return undefined;
@@ -74,6 +81,7 @@ async function main(): Promise<number> {
       merge: { type: 'boolean', default: false },
       render: { type: 'boolean', default: false },
       rounds: { type: 'string' },
+      preset: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -85,9 +93,20 @@ async function main(): Promise<number> {
   // Ctrl-C, TERM or a crash kill every server's process group (and run the exit handlers)
   installCleanup();
   const quick = values.quick ?? false;
-  const only = list(values.only === 'memory' ? 'throughput' : values.only, [...SCENARIO_IDS], 'scenario');
-  const servers = list(values.servers, SERVER_NAMES, 'server') ?? [...SERVER_NAMES];
-  const appNames = list(values.apps, ['hello', 'fastapi'] as const, 'app') ?? (quick ? ['hello'] : ['hello', 'fastapi']);
+  const preset = values.preset === undefined ? undefined : PRESETS[values.preset];
+  if (values.preset !== undefined && !preset) {
+    console.error(`bench: unknown preset "${values.preset}"; allowed: ${PRESET_NAMES.join(', ')}`);
+    return 2;
+  }
+  if (preset && quick) {
+    console.error('bench: --quick and --preset exclude each other');
+    return 2;
+  }
+  // "memory" rows come from the throughput runs
+  const onlyText = values.only?.split(',').map((s) => (s.trim() === 'memory' ? 'throughput' : s)).join(',');
+  const only = list(onlyText, [...SCENARIO_IDS], 'scenario') ?? preset?.only;
+  let servers: ServerName[] = list(values.servers, SERVER_NAMES, 'server') ?? [...(preset?.servers ?? DEFAULT_SERVERS)];
+  const appNames = list(values.apps, ['hello', 'fastapi'] as const, 'app') ?? preset?.apps ?? (quick ? ['hello'] : ['hello', 'fastapi']);
   const apps: AppDef[] = appNames.map((name) => ({ name, dir: join(ROOT, 'examples', name) }));
   for (const app of apps) {
     if (!existsSync(join(app.dir, 'app.py'))) {
@@ -95,7 +114,9 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const settings = { ...(quick ? QUICK : FULL) };
+  const settings = { ...(quick ? QUICK : FULL), ...preset?.settings };
+  // apps named on the command line are measured by every scenario
+  if (values.apps !== undefined) settings.scenarioApps = {};
   if (values.workers !== undefined) {
     const ws = values.workers.split(',').map(Number);
     if (ws.some((w) => !Number.isInteger(w) || w < 1)) {
@@ -107,6 +128,7 @@ async function main(): Promise<number> {
     settings.hupWorkers = ws;
     settings.killWorkers = Math.max(2, ws[0]!);
     settings.idleWorkers = ws[ws.length - 1]!;
+    settings.pssWorkers = ws;
   }
   if (values.rounds !== undefined) {
     const n = Number(values.rounds);
@@ -118,6 +140,7 @@ async function main(): Promise<number> {
     settings.launchRepeats = n;
     settings.killRepeats = n;
     settings.hupRounds = () => n;
+    settings.pssRounds = n;
   }
   if (values.corral !== undefined && values.snapshot) {
     console.error('bench: --corral and --snapshot exclude each other');
@@ -130,7 +153,23 @@ async function main(): Promise<number> {
     snap = snapshot();
     setCorralRoot(snap.dir);
   }
+  // a column that does not apply to the measured corral (an option its --help does not list yet)
+  // is left out of the run, said once, and named in the report
+  const skipped: Partial<Record<ServerName, string>> = {};
+  for (const s of servers) {
+    const why = SERVERS[s].missing() ? undefined : SERVERS[s].skip?.();
+    if (why) skipped[s] = why;
+  }
+  servers = servers.filter((s) => skipped[s] === undefined);
+  for (const [s, why] of Object.entries(skipped)) {
+    process.stderr.write(`bench: skipping ${s} (${SERVER_LABELS[s as ServerName]}): ${why}\n`);
+  }
+  if (servers.length === 0) {
+    console.error('bench: no server left to measure');
+    return 1;
+  }
   const partial =
+    preset !== undefined ||
     values.corral !== undefined ||
     only !== undefined || values.servers !== undefined || values.apps !== undefined || values.workers !== undefined || values.rounds !== undefined;
   const mode: BenchReport['mode'] = quick ? 'quick' : partial ? 'partial' : 'full';
@@ -184,7 +223,9 @@ async function main(): Promise<number> {
     machine,
     settings: {
       ...ctx.settings,
-      hupReplaceBound: HUP_REPLACE_BOUND,
+      hupReplaceBound: hupBoundText(ctx.settings),
+      ...(values.preset !== undefined ? { preset: values.preset } : {}),
+      ...(Object.keys(skipped).length ? { skippedServers: skipped } : {}),
       hupRoundsText: ctx.settings.hupWorkers.map((w) => `${w} workers: ${ctx.settings.hupRounds(w)}`).join(', '),
       servers,
       apps: appNames,

@@ -1,7 +1,7 @@
 // How to launch each server the benchmark compares, how to tell its workers from its helper
 // processes, and how to tell that a worker is ready. One RunningServer per launch; it owns a
 // process group that is always killed with SIGKILL at the end.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, fstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,17 +21,34 @@ import {
 export const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 export const VENV_BIN = join(ROOT, '.venv', 'bin');
 
-export const SERVER_NAMES = ['uvicorn', 'corral', 'gunicorn', 'granian'] as const;
+/** Every server the harness can measure, in the order of the tables. */
+export const SERVER_NAMES = ['uvicorn', 'corral', 'corral-spawn', 'gunicorn', 'granian'] as const;
 export type ServerName = (typeof SERVER_NAMES)[number];
+/** What a run measures when --servers does not say: extra corral columns (corral-spawn) are asked
+ *  for by name, so that the full run's duration does not grow with each of them. */
+export const DEFAULT_SERVERS: readonly ServerName[] = ['uvicorn', 'corral', 'gunicorn', 'granian'];
 /** The baseline every ratio is taken against. */
 export const BASELINE: ServerName = 'uvicorn';
 
 export const SERVER_LABELS: Record<ServerName, string> = {
   uvicorn: 'uvicorn --workers',
   corral: 'corral',
+  'corral-spawn': 'corral (spawn)',
   gunicorn: 'gunicorn + UvicornWorker',
   granian: 'granian',
 };
+
+/** The program behind a server entry: several entries may run one program with other options. */
+export type ServerFamily = 'uvicorn' | 'corral' | 'gunicorn' | 'granian';
+
+/** A process below a server's master, as isWorker sees it. */
+export interface TreeProcess {
+  cmd: string;
+  /** 1 = a child of the master */
+  depth: number;
+  /** the command line of its parent */
+  parentCmd: string;
+}
 
 export interface LaunchOptions {
   appDir: string;
@@ -49,17 +66,23 @@ export interface Command {
 
 export interface ServerSpec {
   name: ServerName;
+  family: ServerFamily;
+  /** options added to the family's command line (corral-spawn: --start-method spawn) */
+  extraArgs: string[];
   command(o: LaunchOptions): Command;
   /** null when the server has the feature, otherwise why it cannot be measured */
   unsupported: { reload?: string; hup?: string; respawn?: string };
-  /** Is this descendant of the master a worker (as opposed to a helper process)? */
-  isWorker(cmdline: string, depth: number): boolean;
+  /** Is this descendant of the master a worker (as opposed to a helper process, a fork server)? */
+  isWorker(p: TreeProcess): boolean;
   /** A log line that one worker writes once it is ready to serve (after lifespan start-up). */
   readyLine?: RegExp;
   /** How it replaces its workers on HUP (read in its source, seen in its logs). */
   hupStrategy: string;
   /** Why the server cannot be launched at all on this machine, if it cannot. */
   missing(): string | undefined;
+  /** Why this entry does not apply to the measured build (an option its --help does not list):
+   *  the run then leaves the server out with that message instead of filling rows with errors. */
+  skip?(): string | undefined;
 }
 
 const venv = (exe: string): string => join(VENV_BIN, exe);
@@ -74,9 +97,84 @@ export const getCorralRoot = (): string => corralRoot;
 const missingExe = (exe: string) => (): string | undefined =>
   existsSync(venv(exe)) ? undefined : `${venv(exe)} not found (run node scripts/bench-setup.mjs)`;
 
+/** The long options (--name) of a command line. */
+export const longOptions = (args: readonly string[]): string[] =>
+  args.filter((a) => a.startsWith('--')).map((a) => a.split('=')[0]!);
+
+/** The options of `want` that a --help text does not list (as a word of its own). */
+export function unlistedOptions(help: string, want: readonly string[]): string[] {
+  const words = new Set(help.split(/[\s,=[\]{}]+/));
+  return want.filter((o) => !words.has(o));
+}
+
+const helpCache = new Map<string, string>();
+/** `node bin/corral.js --help` of the measured checkout (once per checkout). */
+function corralHelp(): string {
+  const root = corralRoot;
+  let text = helpCache.get(root);
+  if (text === undefined) {
+    try {
+      text = execFileSync(process.execPath, [join(root, 'bin', 'corral.js'), '--help'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    } catch (e) {
+      text = String((e as { stdout?: unknown }).stdout ?? '');
+    }
+    helpCache.set(root, text);
+  }
+  return text;
+}
+
+/** corral's fork server: `python … corral_worker.py --fork-server` (its forked workers inherit
+ *  that command line; they are told apart by their depth). */
+export const isForkServerCmd = (cmd: string): boolean => /fork[-_]server/i.test(cmd);
+
+/** corral's workers: Python children of the master (spawned, or a fork server's fallback), or the
+ *  children of a fork server (forked). Not workers: the fork servers, one-shot `python -c` helpers,
+ *  and anything a worker starts itself. */
+export function isCorralWorker(p: TreeProcess): boolean {
+  const python = /python/.test(p.cmd) && !/ -c /.test(p.cmd);
+  if (p.depth === 1) return python && !isForkServerCmd(p.cmd);
+  return p.depth === 2 && isForkServerCmd(p.parentCmd) && !/ -c /.test(p.cmd);
+}
+
+/** A corral column: corral as the worktree (or --corral/--snapshot) has it, plus `extraArgs`. */
+function corralSpec(name: ServerName, extraArgs: string[]): ServerSpec {
+  return {
+    name,
+    family: 'corral',
+    extraArgs,
+    command: (o) => ({
+      cmd: process.execPath,
+      args: [
+        join(corralRoot, 'bin', 'corral.js'),
+        '-w', String(o.workers), '-b', `${HOST}:${o.port}`, '--app-dir', o.appDir,
+        o.accessLog ? '--access-log' : '--no-access-log',
+        ...(o.reload ? ['--reload'] : []),
+        ...extraArgs,
+        'app:app',
+      ],
+    }),
+    unsupported: {},
+    isWorker: isCorralWorker,
+    hupStrategy: 'new workers (--max-surge at a time) ready, then the old ones drained',
+    missing: () => {
+      if (!existsSync(join(corralRoot, 'bin', 'corral.js'))) return `${join(corralRoot, 'bin', 'corral.js')} does not exist yet`;
+      if (!existsSync(join(corralRoot, 'dist'))) return `${join(corralRoot, 'dist')} does not exist (npm run build)`;
+      return undefined;
+    },
+    skip: () => {
+      const want = longOptions(extraArgs);
+      if (want.length === 0) return undefined;
+      const absent = unlistedOptions(corralHelp(), want);
+      return absent.length ? `\`node ${join(corralRoot, 'bin', 'corral.js')} --help\` does not list ${absent.join(', ')}` : undefined;
+    },
+  };
+}
+
 export const SERVERS: Record<ServerName, ServerSpec> = {
   uvicorn: {
     name: 'uvicorn',
+    family: 'uvicorn',
+    extraArgs: [],
     command: (o) => ({
       cmd: venv('uvicorn'),
       args: [
@@ -88,13 +186,15 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
     }),
     unsupported: {},
     // multiprocessing spawn children; the resource tracker is a helper
-    isWorker: (cmd, depth) => depth === 1 && cmd.includes('spawn_main'),
+    isWorker: (p) => p.depth === 1 && p.cmd.includes('spawn_main'),
     readyLine: /Application startup complete/,
     hupStrategy: 'one at a time: new worker ready, then the old one terminated',
     missing: missingExe('uvicorn'),
   },
   gunicorn: {
     name: 'gunicorn',
+    family: 'gunicorn',
+    extraArgs: [],
     command: (o) => ({
       cmd: venv('gunicorn'),
       args: [
@@ -109,13 +209,15 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
       ],
     }),
     unsupported: {},
-    isWorker: (cmd, depth) => depth === 1 && cmd.includes('gunicorn'),
+    isWorker: (p) => p.depth === 1 && p.cmd.includes('gunicorn'),
     readyLine: /Application startup complete/,
     hupStrategy: 'all new workers forked, all old ones stopped at once: no readiness wait',
     missing: missingExe('gunicorn'),
   },
   granian: {
     name: 'granian',
+    family: 'granian',
+    extraArgs: [],
     command: (o) => ({
       cmd: venv('granian'),
       args: [
@@ -129,33 +231,14 @@ export const SERVERS: Record<ServerName, ServerSpec> = {
       ],
     }),
     unsupported: {},
-    isWorker: (_cmd, depth) => depth === 1,
+    isWorker: (p) => p.depth === 1,
     readyLine: /Started worker-\d+/,
     hupStrategy: 'one at a time: new worker started, 3.5 s sleep (--respawn-interval), old one stopped; readiness wait not supported',
     missing: missingExe('granian'),
   },
-  corral: {
-    name: 'corral',
-    command: (o) => ({
-      cmd: process.execPath,
-      args: [
-        join(corralRoot, 'bin', 'corral.js'),
-        '-w', String(o.workers), '-b', `${HOST}:${o.port}`, '--app-dir', o.appDir,
-        o.accessLog ? '--access-log' : '--no-access-log',
-        ...(o.reload ? ['--reload'] : []),
-        'app:app',
-      ],
-    }),
-    unsupported: {},
-    // python3 -u .../src/python/corral_worker.py; one-shot helpers (python -c …) are not workers
-    isWorker: (cmd, depth) => depth === 1 && /python/.test(cmd) && !/ -c /.test(cmd),
-    hupStrategy: 'new workers (--max-surge at a time) ready, then the old ones drained',
-    missing: () => {
-      if (!existsSync(join(corralRoot, 'bin', 'corral.js'))) return `${join(corralRoot, 'bin', 'corral.js')} does not exist yet`;
-      if (!existsSync(join(corralRoot, 'dist'))) return `${join(corralRoot, 'dist')} does not exist (npm run build)`;
-      return undefined;
-    },
-  },
+  corral: corralSpec('corral', []),
+  // today's way of starting workers (a fresh interpreter each), once the fork server is the default
+  'corral-spawn': corralSpec('corral-spawn', ['--start-method', 'spawn']),
 };
 
 export interface ReadyEvent {
@@ -206,7 +289,7 @@ class LogTail {
     this.lineCount++;
     this.lines.push(line);
     if (this.lines.length > 40) this.lines.shift();
-    if (this.spec.name === 'corral') {
+    if (this.spec.family === 'corral') {
       const ev = parseCorralReady(line);
       if (ev) this.ready.push({ ...ev, t });
     } else if (this.spec.readyLine?.test(line)) {
@@ -299,6 +382,12 @@ export class RunningServer {
     return this.tail.ready;
   }
 
+  /** How many log lines the server wrote so far. */
+  logLineCount(): number {
+    this.tail.poll();
+    return this.tail.lineCount;
+  }
+
   logTail(n = 15): string {
     this.tail.poll();
     return this.tail.lines.slice(-n).join('\n');
@@ -315,8 +404,14 @@ export class RunningServer {
   /** Current worker pids, sorted. */
   workerPids(): number[] {
     const tree = descendants(this.pid, listProcesses());
+    const cmds = new Map<number, string>();
+    const cmdOf = (pid: number): string => {
+      let c = cmds.get(pid);
+      if (c === undefined) cmds.set(pid, (c = readCmdline(pid)));
+      return c;
+    };
     return tree
-      .filter((p) => this.spec.isWorker(readCmdline(p.pid), p.depth))
+      .filter((p) => this.spec.isWorker({ cmd: cmdOf(p.pid), depth: p.depth, parentCmd: cmdOf(p.ppid) }))
       .map((p) => p.pid)
       .sort((a, b) => a - b);
   }
@@ -331,7 +426,7 @@ export class RunningServer {
   readyWorkers(since = 0): { ready: number; pids: number[] } {
     const events = this.readyEvents().filter((e) => e.t >= since);
     const pids = this.workerPids();
-    if (this.spec.name === 'corral') {
+    if (this.spec.family === 'corral') {
       const readyPids = new Set(events.map((e) => e.pid));
       return { ready: pids.filter((p) => readyPids.has(p)).length, pids };
     }

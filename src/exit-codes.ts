@@ -1,4 +1,6 @@
-/** The master's exit codes, documented in the README. */
+import { EXIT_CODES } from './worker/protocol.js';
+
+/** The master's exit codes, documented in the README; 3 and 4 are a worker's (src/worker/protocol.ts), passed on. */
 export const ExitCode = {
   /** A clean stop. */
   ok: 0,
@@ -7,9 +9,9 @@ export const ExitCode = {
   /** A usage or configuration error. */
   usage: 2,
   /** A worker could not start (its lifespan start-up failed, or a boot timed out). */
-  bootFailure: 3,
+  bootFailure: EXIT_CODES.boot_failure,
   /** The app could not be imported. */
-  appLoadFailure: 4,
+  appLoadFailure: EXIT_CODES.app_load_failure,
 } as const;
 
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];

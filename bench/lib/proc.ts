@@ -146,6 +146,51 @@ export function readRss(pid: number): number | undefined {
   }
 }
 
+/** The memory figures of /proc/PID/smaps_rollup that the benchmark uses, in bytes. */
+export interface SmapsRollup {
+  rss: number;
+  /** proportional set size: each resident page divided by the number of processes that map it,
+   *  so that the PSS of a set of processes sums to the memory they use together */
+  pss: number;
+  sharedClean: number;
+  sharedDirty: number;
+  privateClean: number;
+  privateDirty: number;
+  swapPss: number;
+}
+
+/** Parses smaps_rollup ("Pss:  230 kB" lines); undefined when it has no Rss or Pss line. */
+export function parseSmapsRollup(text: string): SmapsRollup | undefined {
+  const kb = (field: string): number | undefined => {
+    const m = new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(text);
+    return m ? Number(m[1]) * 1024 : undefined;
+  };
+  const rss = kb('Rss');
+  const pss = kb('Pss');
+  if (rss === undefined || pss === undefined) return undefined;
+  return {
+    rss,
+    pss,
+    sharedClean: kb('Shared_Clean') ?? 0,
+    sharedDirty: kb('Shared_Dirty') ?? 0,
+    privateClean: kb('Private_Clean') ?? 0,
+    privateDirty: kb('Private_Dirty') ?? 0,
+    swapPss: kb('SwapPss') ?? 0,
+  };
+}
+
+/** /proc/PID/smaps_rollup (Linux 4.14+), or undefined when the process is gone or unreadable. */
+export function readSmapsRollup(pid: number): SmapsRollup | undefined {
+  try {
+    return parseSmapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Unique set size: the pages only this process maps (what killing it would free). */
+export const uss = (m: SmapsRollup): number => m.privateClean + m.privateDirty;
+
 /** Every live (non-zombie) process on the machine. */
 export function listProcesses(): ProcStat[] {
   const out: ProcStat[] = [];

@@ -33,6 +33,8 @@ export interface Settings {
   hupLoads: Array<'fresh' | 'keep-alive'>;
   /** rounds of the HUP scenario for a worker count (a 32-worker granian restart takes 2 min) */
   hupRounds: (workers: number) => number;
+  /** the bound of one rolling restart, in s; default 30 s + 15 s per worker (see hup.ts) */
+  hupBoundS?: number;
   hupLeadS: number;
   hupTailS: number;
   freshConcurrency: number;
@@ -44,6 +46,12 @@ export interface Settings {
   idleWorkers: number;
   idleSettleS: number;
   idleSampleS: number;
+  /** memory-pss: worker counts, rounds, and the length of the load between the two samples */
+  pssWorkers: number[];
+  pssRounds: number;
+  pssLoadS: number;
+  /** the apps a scenario runs on, when not every app of the run (an explicit --apps overrides) */
+  scenarioApps: Partial<Record<ScenarioId, string[]>>;
 }
 
 export const FULL: Settings = {
@@ -72,6 +80,10 @@ export const FULL: Settings = {
   idleWorkers: 16,
   idleSettleS: 3,
   idleSampleS: 10,
+  pssWorkers: [4, 8, 32],
+  pssRounds: 1,
+  pssLoadS: 5,
+  scenarioApps: { 'memory-pss': ['fastapi'] },
 };
 
 export const QUICK: Settings = {
@@ -92,6 +104,9 @@ export const QUICK: Settings = {
   reloadTimeoutS: 5,
   idleSettleS: 1,
   idleSampleS: 3,
+  pssWorkers: [2],
+  pssLoadS: 2,
+  scenarioApps: {},
 };
 
 export interface Ctx {
@@ -102,6 +117,15 @@ export interface Ctx {
   workDir: string;
   rows: ResultRow[];
   log(msg: string): void;
+}
+
+/** The apps of the run that a scenario measures (settings.scenarioApps), logging when none is left. */
+export function appsFor(ctx: Ctx, scenario: ScenarioId): AppDef[] {
+  const names = ctx.settings.scenarioApps[scenario];
+  if (names === undefined) return ctx.apps;
+  const apps = ctx.apps.filter((a) => names.includes(a.name));
+  if (apps.length === 0) ctx.log(`${scenario}: skipped: it runs on ${names.join(', ')}, and the run has none of them (--apps)`);
+  return apps;
 }
 
 let logSeq = 0;

@@ -4,16 +4,19 @@
 import { DeadlineError, clockTicksPerSecond, freePort, now, pollUntil, readStat } from '../lib/proc.js';
 import { socketErrorTotal, startFreshLoad, startWrk } from '../load.js';
 import { SERVERS, withServer, type RunningServer } from '../servers.js';
-import { ConfigRun, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, appsFor, logFile, rotate, type Ctx, type Settings } from './common.js';
 import { readyTimeoutMs } from './throughput.js';
 
 /** Upper bound for one rolling restart: granian sleeps 3.5 s per worker by design, and uvicorn
  *  replacing 32 FastAPI workers one by one under keep-alive load took more than 286 s here. A
- *  restart that is not done by then is reported as "> bound", with the load's figures. */
-const replaceTimeoutMs = (workers: number): number => 30_000 + workers * 15_000;
-export const HUP_REPLACE_BOUND = '30 s + 15 s per worker';
+ *  restart that is not done by then is reported as "> bound", with the load's figures. A run may
+ *  set a fixed bound (settings.hupBoundS) to keep the slow rolling restarts from taking its time. */
+export const replaceTimeoutMs = (s: Pick<Settings, 'hupBoundS'>, workers: number): number =>
+  s.hupBoundS !== undefined ? s.hupBoundS * 1000 : 30_000 + workers * 15_000;
+export const hupBoundText = (s: Pick<Settings, 'hupBoundS'>): string =>
+  s.hupBoundS !== undefined ? `${s.hupBoundS} s` : '30 s + 15 s per worker';
 
-async function waitReplaced(srv: RunningServer, old: number[], since: number, workers: number): Promise<number> {
+async function waitReplaced(srv: RunningServer, old: number[], since: number, workers: number, boundMs: number): Promise<number> {
   return pollUntil(
     `${srv.name}: every worker replaced after HUP`,
     () => {
@@ -22,13 +25,13 @@ async function waitReplaced(srv: RunningServer, old: number[], since: number, wo
       if (pids.some((p) => old.includes(p))) return undefined;
       return pids.length >= workers && ready >= workers ? now() : undefined;
     },
-    { timeoutMs: replaceTimeoutMs(workers), intervalMs: 20 },
+    { timeoutMs: boundMs, intervalMs: 20 },
   );
 }
 
 /** Sends SIGHUP and waits until every worker was replaced; also measures the master's CPU time
  *  over the restart. */
-async function hupAndWait(srv: RunningServer, old: number[], workers: number): Promise<Record<string, number>> {
+async function hupAndWait(srv: RunningServer, old: number[], workers: number, boundMs: number): Promise<Record<string, number>> {
   const ticks = (): number => {
     const st = readStat(srv.pid);
     return st ? st.utime + st.stime : NaN;
@@ -39,7 +42,7 @@ async function hupAndWait(srv: RunningServer, old: number[], workers: number): P
   let t1: number;
   let exceeded = 0;
   try {
-    t1 = await waitReplaced(srv, old, t0, workers);
+    t1 = await waitReplaced(srv, old, t0, workers, boundMs);
   } catch (e) {
     if (!(e instanceof DeadlineError)) throw e;
     t1 = now();
@@ -55,8 +58,9 @@ async function hupAndWait(srv: RunningServer, old: number[], workers: number): P
 export async function hup(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
-  for (const app of ctx.apps) {
+  for (const app of appsFor(ctx, 'hup')) {
     for (const workers of s.hupWorkers) {
+      const boundMs = replaceTimeoutMs(s, workers);
       for (const load of s.hupLoads) {
         const variant = load === 'fresh' ? 'fresh connections' : 'keep-alive';
         ctx.log(`hup: ${app.name}, ${workers} workers, ${variant}`);
@@ -76,7 +80,7 @@ export async function hup(ctx: Ctx): Promise<void> {
               return withServer(SERVERS[server], { appDir: app.dir, workers, port, accessLog: false }, logFile(ctx, server, 'hup'), async (srv): Promise<Record<string, number>> => {
                 await srv.waitAllReady(readyTimeoutMs(workers));
                 const old = srv.workerPids();
-                const maxS = s.hupLeadS + replaceTimeoutMs(workers) / 1000 + s.hupTailS + 5;
+                const maxS = s.hupLeadS + boundMs / 1000 + s.hupTailS + 5;
                 const lead = async (progress: () => number): Promise<void> => {
                   const t = now();
                   await pollUntil('load to run for the lead time', () => progress() > 0 && now() - t >= s.hupLeadS * 1000, {
@@ -91,7 +95,7 @@ export async function hup(ctx: Ctx): Promise<void> {
                   const gen = startFreshLoad({ port, concurrency: s.freshConcurrency, maxDurationS: maxS });
                   try {
                     await lead(gen.progress);
-                    const restart = await hupAndWait(srv, old, workers);
+                    const restart = await hupAndWait(srv, old, workers, boundMs);
                     await tail();
                     gen.stop();
                     const r = await gen.done;
@@ -114,7 +118,7 @@ export async function hup(ctx: Ctx): Promise<void> {
                 const wrk = startWrk({ port, connections: s.wrkConnections, threads: s.wrkThreads, durationS: Math.ceil(maxS) });
                 try {
                   await lead(() => 1);
-                  const restart = await hupAndWait(srv, old, workers);
+                  const restart = await hupAndWait(srv, old, workers, boundMs);
                   await tail();
                   wrk.stop();
                   const r = await wrk.done;

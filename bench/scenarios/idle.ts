@@ -2,7 +2,7 @@
 // sampling window, after every worker is ready and a short settling window.
 import { clockTicksPerSecond, freePort, now, pollUntil, readRss, readStat } from '../lib/proc.js';
 import { SERVERS, withServer } from '../servers.js';
-import { ConfigRun, MiB, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, MiB, appsFor, logFile, rotate, type Ctx } from './common.js';
 import { readyTimeoutMs } from './throughput.js';
 
 const ticks = (pid: number): number => {
@@ -25,7 +25,8 @@ const window = (what: string, ms: number): Promise<boolean> => {
 export async function idle(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   const workers = s.idleWorkers;
-  const app = ctx.apps[0]!;
+  const app = appsFor(ctx, 'idle')[0];
+  if (!app) return;
   ctx.log(`idle: ${app.name}, ${workers} workers`);
   const run = new ConfigRun(ctx, { scenario: 'idle', app: app.name, workers, variant: '' });
   for (const server of rotate(ctx.servers, 0)) {

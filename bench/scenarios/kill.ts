@@ -4,7 +4,7 @@
 // replacement can accept.
 import { firstAnswer, freePort, now, pollUntil } from '../lib/proc.js';
 import { SERVERS, withServer } from '../servers.js';
-import { ConfigRun, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, appsFor, logFile, rotate, type Ctx } from './common.js';
 import { readyTimeoutMs } from './throughput.js';
 
 const signalAll = (pids: number[], sig: NodeJS.Signals): void => {
@@ -31,7 +31,7 @@ export async function kill(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   const workers = s.killWorkers;
   let seq = 0;
-  for (const app of ctx.apps) {
+  for (const app of appsFor(ctx, 'kill')) {
     ctx.log(`kill: ${app.name}, ${workers} workers`);
     const run = new ConfigRun(ctx, { scenario: 'kill', app: app.name, workers, variant: '' });
     for (let round = 0; round < s.killRepeats; round++) {

@@ -2,13 +2,13 @@
 // until every worker reported ready.
 import { freePort, now, pollUntil, tryGet } from '../lib/proc.js';
 import { SERVERS, withServer } from '../servers.js';
-import { ConfigRun, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, appsFor, logFile, rotate, type Ctx } from './common.js';
 import { readyTimeoutMs } from './throughput.js';
 
 export async function launch(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
-  for (const app of ctx.apps) {
+  for (const app of appsFor(ctx, 'launch')) {
     for (const workers of s.launchWorkers) {
       ctx.log(`launch: ${app.name}, ${workers} workers`);
       const run = new ConfigRun(ctx, { scenario: 'launch', app: app.name, workers, variant: '' });

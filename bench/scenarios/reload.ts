@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } 
 import { join } from 'node:path';
 import { DeadlineError, freePort, median, now, pollUntil, tryGet } from '../lib/proc.js';
 import { SERVERS, withServer } from '../servers.js';
-import { ConfigRun, Unsupported, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, Unsupported, appsFor, logFile, rotate, type Ctx } from './common.js';
 
 export function revisedSource(original: string, rev: number): string {
   return `${original.trimEnd()}
@@ -38,7 +38,7 @@ function save(file: string, text: string): void {
 export async function reload(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
-  for (const app of ctx.apps) {
+  for (const app of appsFor(ctx, 'reload')) {
     ctx.log(`reload: ${app.name}`);
     const run = new ConfigRun(ctx, { scenario: 'reload', app: app.name, workers: 1, variant: '' });
     for (const server of ctx.servers) {
@@ -61,25 +61,30 @@ export async function reload(ctx: Ctx): Promise<void> {
             const saveAndWait = async (rev: number, resaveMs?: number): Promise<number> => {
               const t0 = now();
               let lastSave = t0;
+              let linesAtSave = srv.logLineCount();
               save(file, revisedSource(original, rev));
               const t1 = await pollUntil(`${server}: revision ${rev} answering`, async () => {
                 srv.assertAlive();
                 const res = await tryGet(port, '/', 1000);
                 if (res?.status === 200 && res.headers['x-bench-revision'] === String(rev)) return now();
-                if (resaveMs !== undefined && now() - lastSave >= resaveMs) {
+                // saved again only while the server shows no reaction (no log line since the last
+                // save): a save during a restart would restart it again, and an app that imports
+                // for longer than resaveMs (FastAPI on a busy machine) would never answer
+                if (resaveMs !== undefined && now() - lastSave >= resaveMs && srv.logLineCount() === linesAtSave) {
                   lastSave = now();
+                  linesAtSave = srv.logLineCount();
                   save(file, revisedSource(original, rev));
                 }
                 return undefined;
               }, { timeoutMs: s.reloadTimeoutS * 1000, intervalMs: 10 });
               return (t1 - t0) / 1000;
             };
-            // An untimed first save, repeated each second until it shows: a reloader may arm its
-            // watcher only after the app already answers (uvicorn does), or take its baseline late.
+            // An untimed first save, repeated each second until the server reacts: a reloader may arm
+            // its watcher only after the app already answers (uvicorn does), or take its baseline late.
             try {
               await saveAndWait(0, 1000);
             } catch (e) {
-              if (e instanceof DeadlineError && server !== 'corral') {
+              if (e instanceof DeadlineError && SERVERS[server].family !== 'corral') {
                 throw new Unsupported(`no new code answered within ${s.reloadTimeoutS} s of saves (${srv.logTail(1).trim().slice(0, 100)})`);
               }
               throw e;

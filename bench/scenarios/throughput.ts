@@ -3,7 +3,7 @@
 import { foreignCpu, freePort, readRss, waitQuiet } from '../lib/proc.js';
 import { runWrk, socketErrorTotal } from '../load.js';
 import { SERVERS, withServer } from '../servers.js';
-import { ConfigRun, MiB, logFile, rotate, type Ctx } from './common.js';
+import { ConfigRun, MiB, appsFor, logFile, rotate, type Ctx } from './common.js';
 
 export const readyTimeoutMs = (workers: number): number => 30_000 + workers * 3_000;
 
@@ -11,7 +11,7 @@ export async function throughput(ctx: Ctx): Promise<void> {
   const s = ctx.settings;
   let seq = 0;
   let quietLeftS = s.quietBudgetS;
-  for (const app of ctx.apps) {
+  for (const app of appsFor(ctx, 'throughput')) {
     for (const workers of s.throughputWorkers) {
       for (const accessLog of [false, true]) {
         const variant = accessLog ? 'access log on' : 'access log off';

@@ -66,7 +66,7 @@ export interface CorralConfig {
   bootTimeout: number;
   maxRequests: number;
   maxRequestsJitter: number;
-  /** Bytes of RSS of a worker's process tree; 0 disables. */
+  /** Bytes of unique memory (USS) of a worker's process tree; 0 disables. */
   maxMemory: number;
   memoryCheckInterval: number;
   maxWorkerLifetime: number;

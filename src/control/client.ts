@@ -17,7 +17,7 @@ interface ClientInvocation {
 const USAGE = `Usage: corral COMMAND (--control-socket PATH | --pid FILE) [options]
 
 Talks to a running corral through its control socket.
-  corral status [--json]   the workers: slot, pid, state, age, requests, CPU %, RSS, restarts
+  corral status [--json]   the workers: slot, pid, state, age, requests, CPU %, USS, PSS, restarts
   corral reload            rolling restart with the configuration re-read (as SIGHUP)
   corral scale N           run N workers (as TTIN/TTOU)
   corral stop [--quick]    graceful stop (as TERM; --quick: as INT), waiting for the exit`;

@@ -18,6 +18,12 @@ export interface WorkerStatus {
   /** Null until the first resource sample (every --memory-check-interval seconds). */
   cpuPercent: number | null;
   rssBytes: number | null;
+  /** Unique memory (USS) of the tree: what --max-memory compares. */
+  ussBytes: number | null;
+  /** Proportional memory (PSS) of the tree: summed over workers, the memory they take together. */
+  pssBytes: number | null;
+  /** When the CPU and memory figures were sampled, ms since the epoch; null before the first sample. */
+  sampledAt: number | null;
   restarts: number;
 }
 
@@ -55,6 +61,9 @@ export function collectStatus(
         connections: worker.connections,
         cpuPercent: usage ? Math.round(usage.cpuPercent * 10) / 10 : null,
         rssBytes: usage ? usage.rss : null,
+        ussBytes: usage ? usage.uss : null,
+        pssBytes: usage ? usage.pss : null,
+        sampledAt: usage ? usage.sampledAt : null,
         restarts: ledger.restartsOf(worker.slot),
       };
     });
@@ -79,9 +88,13 @@ export function formatAge(seconds: number): string {
   return `${Math.floor(whole / 86400)}d${pad(Math.floor(whole / 3600) % 24)}h`;
 }
 
-/** The human table `corral status` prints. */
+/**
+ * The human table `corral status` prints. Memory is USS (what --max-memory compares) and PSS; RSS,
+ * which counts every shared page in every worker, is left to the JSON to keep the table narrow.
+ */
 export function formatStatusTable(report: StatusReport): string {
-  const header = ['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'RSS', 'RESTARTS'];
+  const header = ['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'USS', 'PSS', 'RESTARTS'];
+  const bytes = (value: number | null) => (value === null ? '-' : formatBytes(value));
   const rows = report.workers.map((worker) => [
     String(worker.slot),
     worker.pid === null ? '-' : String(worker.pid),
@@ -89,12 +102,13 @@ export function formatStatusTable(report: StatusReport): string {
     formatAge(worker.ageSeconds),
     String(worker.requests),
     worker.cpuPercent === null ? '-' : worker.cpuPercent.toFixed(1),
-    worker.rssBytes === null ? '-' : formatBytes(worker.rssBytes),
+    bytes(worker.ussBytes),
+    bytes(worker.pssBytes),
     String(worker.restarts),
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   // Numbers are right-aligned so their digits line up; words are left-aligned.
-  const rightAligned = new Set([1, 4, 5, 6, 7]);
+  const rightAligned = new Set([1, 4, 5, 6, 7, 8]);
   const line = (cells: string[]) =>
     cells
       .map((cell, column) => (rightAligned.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!)))

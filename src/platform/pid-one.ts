@@ -25,8 +25,11 @@ import { isControlCommand } from '../control/commands.js';
 export const INIT_NAME = 'corral-init';
 export const INIT_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'python', 'corral_init.py');
 
-/** gunicorn's signals, relayed to the init (which relays them to the master). */
-export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/**
+ * gunicorn's signals, relayed to the init (which relays them to the master). The master's signal table
+ * (src/master.ts) is typed by this list, so the two cannot drift apart.
+ */
+export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTTIN', 'SIGTTOU', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const satisfies readonly NodeJS.Signals[];
 
 /** Why this corral runs as PID 1 without its init, when it tried and could not start it. */
 let unavailable: string | undefined;
@@ -102,6 +105,8 @@ function relayThroughInit(argv: string[], listenFds: readonly number[]): Promise
         // The init has gone; its exit ends this process.
       }
     };
+    // Not the master's signal handlers (those are src/master.ts's table): this Node stays PID 1 in front
+    // of the init and only passes the operator's signals down to it.
     for (const signal of FORWARDED_SIGNALS) process.on(signal, relay);
     const stopRelaying = () => {
       for (const signal of FORWARDED_SIGNALS) process.off(signal, relay);

@@ -212,6 +212,7 @@ export class MasterUpgrades {
   awaitingPromotion: boolean;
   private upgrading = false;
   private removePidFile: () => void = () => undefined;
+  private attached: { arbiter: Arbiter; listeners: readonly Listener[]; hooks: UpgradeHooks } | undefined;
 
   constructor(
     private readonly inheritance: UpgradeInheritance | undefined,
@@ -238,14 +239,13 @@ export class MasterUpgrades {
     if (!this.handedOver) this.removePidFile();
   }
 
-  /** Wires the arbiter: reports readiness to a previous master, and starts the next on USR2. */
-  attach(arbiter: Arbiter, listeners: readonly Listener[], hooks: UpgradeHooks = {}): () => void {
+  /**
+   * Wires the arbiter: reports readiness to a previous master, and gives upgrade() what it needs.
+   * USR2 itself is taken by the master's signal table (src/master.ts), which calls upgrade().
+   */
+  attach(arbiter: Arbiter, listeners: readonly Listener[], hooks: UpgradeHooks = {}): void {
+    this.attached = { arbiter, listeners, hooks };
     if (this.inheritance) this.followPreviousMaster(arbiter, this.inheritance, hooks);
-    const onSignal = () => this.upgrade(arbiter, listeners, hooks);
-    process.on('SIGUSR2', onSignal);
-    return () => {
-      process.off('SIGUSR2', onSignal);
-    };
   }
 
   private followPreviousMaster(arbiter: Arbiter, inheritance: UpgradeInheritance, hooks: UpgradeHooks): void {
@@ -268,8 +268,13 @@ export class MasterUpgrades {
     });
   }
 
-  private upgrade(arbiter: Arbiter, listeners: readonly Listener[], hooks: UpgradeHooks): void {
-    this.log.info({ signal: 'SIGUSR2' }, 'signal received');
+  /** USR2: starts the next master with the listen sockets; once its workers are ready, this master drains and exits. */
+  upgrade(): void {
+    if (!this.attached) {
+      this.log.warn({ signal: 'SIGUSR2' }, 'upgrade refused: corral is still starting');
+      return;
+    }
+    const { arbiter, listeners, hooks } = this.attached;
     const refusal = upgradeRefusal({
       pid: process.pid,
       containerInit: containerInitParent(),

@@ -4,25 +4,15 @@ import type { Logger } from 'pino';
 import type { Arbiter } from '../supervisor/arbiter.js';
 import { UsageError } from '../exit-codes.js';
 import type { CorralConfig } from '../config/resolve.js';
-import type { ProcessWorker } from '../worker/process-worker.js';
-import type { SpawnWorker, Worker, WorkerSpawnSpec } from '../worker/worker.js';
+import type { SpawnLauncher } from '../worker/launcher.js';
+import type { Worker } from '../worker/worker.js';
 import { ReloadCoalescer } from './coalescer.js';
 import { WatchRules } from './matcher.js';
-import { StandbyPool } from './standby.js';
+import { StandbyLauncher } from './standby-launcher.js';
 import { watchSources, type ChangeKind, type SourceWatcher } from './watcher.js';
 
 export { applyReloadMode, RELOAD_DRAIN_SECONDS } from './mode.js';
-
-/**
- * corral's own modules in a worker: the entry script and the corral_runtime package. Every worker
- * imports them before the app, so a standby has them already; they are not the app's dependencies.
- */
-export function isCorralModule(name: string): boolean {
-  return name === 'corral_worker' || name === 'corral_runtime' || name.startsWith('corral_runtime.');
-}
-
-/** Starts a worker process with these extra settings for the worker entry. */
-export type MakeWorker = (spec: WorkerSpawnSpec, extraSettings: Record<string, unknown>) => ProcessWorker;
+export { isCorralModule } from './standby-launcher.js';
 
 function isDirectory(target: string): boolean {
   try {
@@ -63,7 +53,8 @@ interface ReloadRun {
  */
 export class DevReloader {
   readonly rules: WatchRules;
-  private readonly pool: StandbyPool<ProcessWorker>;
+  /** The arbiter's launcher in reload mode: warm standbys in front of spawn per worker. */
+  readonly launcher: StandbyLauncher;
   private readonly coalescer: ReloadCoalescer;
   private watcher: SourceWatcher | undefined;
   private arbiter: Arbiter | undefined;
@@ -73,42 +64,29 @@ export class DevReloader {
 
   constructor(
     private readonly config: CorralConfig,
-    private readonly makeWorker: MakeWorker,
+    spawner: SpawnLauncher,
     private readonly log: Logger,
   ) {
     this.rules = watchRulesOf(config);
-    this.pool = new StandbyPool({
-      size: config.workers,
-      spawnStandby: (preload) => {
-        const standby = makeWorker({ slot: 0, generation: 0, role: 'respawn' }, { standby: true, report_modules: true });
-        standby.send({ type: 'preload', modules: preload });
-        return standby;
-      },
-      bootTimeoutMs: config.bootTimeout * 1000,
-      log,
-      isWatchedDirectory: (directory) => this.rules.isInWatchedTree(path.join(directory, '__init__.py')),
-    });
+    this.launcher = new StandbyLauncher(spawner, { size: config.workers, bootTimeoutMs: config.bootTimeout * 1000, rules: this.rules, log });
     this.coalescer = new ReloadCoalescer(config.reloadDelay * 1000, (changes) => this.reload(changes));
   }
 
-  /** The arbiter's SpawnWorker in reload mode: a warm standby when one is ready, else a cold start. */
-  readonly spawnWorker: SpawnWorker = (spec) => {
-    const warm = this.pool.take(spec);
-    const worker = warm ?? this.makeWorker(spec, { report_modules: true });
-    worker.once('modules', (modules) => this.learnModules(modules));
-    if (this.current) {
-      this.current.workers.push(worker);
-      if (warm) this.current.warm += 1;
-    }
-    return worker;
-  };
+  /** A worker the arbiter launched: part of the reload running, if any. */
+  private onLaunched(worker: Worker): void {
+    if (!this.current) return;
+    this.current.workers.push(worker);
+    if (this.launcher.wasWarm(worker)) this.current.warm += 1;
+  }
 
   /** Starts watching; standbys start once the workers are ready and have reported their modules. */
   async start(arbiter: Arbiter): Promise<void> {
     this.arbiter = arbiter;
-    // Standbys boot when the workers do not: after a start, a restart or a respawn.
-    arbiter.on('all-ready', () => this.pool.fill());
-    arbiter.on('restart-end', () => this.pool.fill());
+    arbiter.on('worker-spawn', (worker) => this.onLaunched(worker));
+    // Standbys boot when the workers do not: after a start or a respawn, and after a restart once its old
+    // workers have exited.
+    arbiter.on('all-ready', () => this.launcher.fillStandbys());
+    arbiter.on('restart-end', () => this.launcher.fillStandbys());
     arbiter.on('stopping', () => void this.close());
     this.watcher = watchSources(
       this.rules,
@@ -130,7 +108,7 @@ export class DevReloader {
 
   async close(): Promise<void> {
     this.coalescer.close();
-    this.pool.close();
+    this.launcher.closeStandbys();
     const watcher = this.watcher;
     this.watcher = undefined;
     await watcher?.close();
@@ -140,14 +118,6 @@ export class DevReloader {
     this.changedSince ??= Date.now();
     this.log.debug({ file, kind }, 'reload: change detected');
     this.coalescer.notify(file);
-  }
-
-  /** Every module the worker imported from outside the watched code: what the next standby preloads. */
-  private learnModules(modules: Record<string, string>): void {
-    const preload = Object.entries(modules)
-      .filter(([name, file]) => !isCorralModule(name) && !this.rules.isInWatchedTree(file))
-      .map(([name]) => name);
-    this.pool.setPreload(preload);
   }
 
   private describeChanges(changes: readonly string[]): string {
@@ -169,13 +139,21 @@ export class DevReloader {
     this.current = run;
     this.log.info({ changes }, `reload: ${this.describeChanges(changes)} changed; starting new workers`);
     const outcome = new Promise<boolean>((resolve) => {
-      const onEnd = (_reason: string, ok: boolean) => finish(ok);
+      // The new code serves once the new workers do, before the old ones have drained (a stream may
+      // hold one for the drain bound). A restart that ends without serving has failed; an ok end is
+      // an earlier restart's drain finishing.
+      const onServing = () => finish(true);
+      const onEnd = (_reason: string, ok: boolean) => {
+        if (!ok) finish(false);
+      };
       const onStop = () => finish(false);
       const finish = (ok: boolean) => {
+        arbiter.off('restart-serving', onServing);
         arbiter.off('restart-end', onEnd);
         arbiter.off('stopping', onStop);
         resolve(ok);
       };
+      arbiter.on('restart-serving', onServing);
       arbiter.on('restart-end', onEnd);
       arbiter.on('stopping', onStop);
     });

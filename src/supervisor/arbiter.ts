@@ -3,8 +3,9 @@ import type { Logger } from 'pino';
 import { AwakeClock } from './awake-clock.js';
 import { RespawnBackoff, type BackoffOptions, DEFAULT_BACKOFF } from './backoff.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
-import { exitReason } from './restart-ledger.js';
-import { UnstartedWorker, type SpawnWorker, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerRole } from '../worker/worker.js';
+import { decideExit, type ArbiterPhase, type ExitAction, type ExitLog } from './exit-decision.js';
+import type { WorkerLauncher } from '../worker/launcher.js';
+import { UnstartedWorker, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerRole } from '../worker/worker.js';
 
 export interface ArbiterSettings {
   workers: number;
@@ -37,15 +38,15 @@ export interface ArbiterEvents {
   /** Every wanted slot has a ready worker (sent each time that becomes true). */
   'all-ready': [];
   'restart-begin': [reason: string];
+  /** Every slot is served by the new generation; the old workers drain (a restart that aborts sends none). */
+  'restart-serving': [reason: string];
+  /** The restart is over: the old workers it retired have exited, or it aborted. */
   'restart-end': [reason: string, ok: boolean, seconds: number];
   stopping: [mode: StopMode];
 }
 
 type Operation = { name: string; run: () => Promise<void> };
 
-const BOOT_FAILURE_CODES = new Set<number>([ExitCode.bootFailure, ExitCode.appLoadFailure]);
-/** Stop reasons after which the slot gets a new worker once the old one has exited. */
-const REPLACE_AFTER_EXIT = new Set<StopReason>(['timeout', 'boot-timeout']);
 /** A run of spawns (each a fork and exec) yields to the event loop once it has taken this long. */
 const SPAWN_SLICE_MS = 10;
 /** A stall this long is worth a warning: the master was stopped, paused or blocked. */
@@ -65,6 +66,8 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   private readonly operations: Operation[] = [];
   private operationRunning = false;
   private generation = 1;
+  /** Generations the launcher has prepared and not yet retired. */
+  private readonly generations = new Set<number>();
   private tickTimer: NodeJS.Timeout | undefined;
   private stopMode: StopMode | undefined;
   private exitCode: ExitCodeValue = ExitCode.ok;
@@ -77,7 +80,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
 
   constructor(
     private settings: ArbiterSettings,
-    private readonly spawnWorker: SpawnWorker,
+    private readonly launcher: WorkerLauncher,
     private readonly log: Logger,
   ) {
     super();
@@ -95,11 +98,14 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     // An operation like the others, so a HUP or a TTIN during a big start waits for it to finish.
     this.enqueue({
       name: 'start',
-      run: async () =>
-        void (await this.spawnEach(
+      run: async () => {
+        const preparing = this.prepareGeneration(this.generation);
+        if (preparing) await preparing;
+        await this.spawnEach(
           slots.filter((slot) => this.slots.has(slot)),
           (slot) => this.spawn(slot, 'initial'),
-        )),
+        );
+      },
     });
     return done;
   }
@@ -186,9 +192,13 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
 
   private async rollingRestart(reason: string): Promise<void> {
     const started = Date.now();
-    const generation = ++this.generation;
+    const generation = this.generation + 1;
     this.emit('restart-begin', reason);
     this.log.info({ reason, generation, workers: this.slots.size }, 'rolling restart: starting a new generation');
+    // Prepared before it is current: a respawn meanwhile still launches the previous generation.
+    const preparing = this.prepareGeneration(generation);
+    if (preparing) await preparing;
+    this.generation = generation;
     const outdated = () =>
       this.liveWorkers()
         .filter((worker) => worker.generation < generation && worker.state !== 'draining' && worker.stopReason === undefined)
@@ -207,6 +217,7 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         this.abortRestart(generation, fresh);
       }
     }
+    const retired: Promise<void>[] = [];
     for (let batch = ok ? outdated().slice(0, this.settings.maxSurge) : []; batch.length > 0; batch = outdated().slice(0, this.settings.maxSurge)) {
       const fresh = await this.spawnEach(batch, (old) => this.spawn(old.slot, 'replacement', generation));
       const booted = await Promise.all(fresh.map((worker) => this.whenReady(worker)));
@@ -216,8 +227,19 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
         this.abortRestart(generation, fresh);
         break;
       }
-      for (const old of batch) old.stop('restart', 'graceful');
+      for (const old of batch) {
+        retired.push(this.whenExited(old));
+        old.stop('restart', 'graceful');
+      }
     }
+    if (ok) {
+      this.log.info({ reason, generation, draining: retired.length }, 'rolling restart: the new generation serves; the old workers drain');
+      this.emit('restart-serving', reason);
+    }
+    // Over once the old code no longer runs: its workers finish their requests first (bounded by the
+    // graceful timeout). A restart requested meanwhile queues behind this one.
+    await Promise.all(retired);
+    if (this.stopping) return;
     const seconds = (Date.now() - started) / 1000;
     if (ok) this.log.info({ reason, generation, seconds }, 'rolling restart complete');
     this.emit('restart-end', reason, ok, seconds);
@@ -269,10 +291,14 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       this.log.error({ worker: worker.slot, error: replacement.bootError?.message }, 'recycling postponed: the replacement did not boot');
       return;
     }
-    const exited = new Promise<void>((resolve) => (worker.state === 'exited' ? resolve() : worker.once('exit', () => resolve())));
+    const exited = this.whenExited(worker);
     worker.stop(reason, 'graceful');
     // One recycle at a time: the next waits until this worker has drained.
     await exited;
+  }
+
+  private whenExited(worker: Worker): Promise<void> {
+    return new Promise((resolve) => (worker.state === 'exited' ? resolve() : worker.once('exit', () => resolve())));
   }
 
   private whenReady(worker: Worker): Promise<boolean> {
@@ -313,11 +339,28 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     return spawned;
   }
 
+  /** Asks the launcher to get a generation ready; a promise to await, or undefined when it is ready now. */
+  private prepareGeneration(generation: number): Promise<void> | undefined {
+    this.generations.add(generation);
+    return this.launcher.prepareGeneration(generation)?.catch((error: unknown) => {
+      this.log.error({ err: error, generation }, 'the worker launcher could not prepare the generation');
+    });
+  }
+
+  /** Tells the launcher about every generation older than the current one whose last worker has gone. */
+  private retireGenerations(): void {
+    for (const generation of this.generations) {
+      if (generation >= this.generation || [...this.workers].some((worker) => worker.generation === generation)) continue;
+      this.generations.delete(generation);
+      this.launcher.retireGeneration(generation);
+    }
+  }
+
   private spawn(slot: number, role: WorkerRole, generation = this.generation): Worker {
     const spec = { slot, generation, role };
     let worker: Worker;
     try {
-      worker = this.spawnWorker(spec);
+      worker = this.launcher.launch(spec);
     } catch (error) {
       // A spawn that fails, however it fails, is a failed boot: never an exception out of here.
       worker = new UnstartedWorker(spec, error);
@@ -343,6 +386,9 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     this.emit('worker-spawn', worker);
     worker.on('ready', () => this.onReady(worker));
     worker.once('exit', (exit) => this.onExit(worker, exit));
+    // After onExit has let the worker go: it may have been its generation's last.
+    worker.once('exit', () => this.retireGenerations());
+    this.retireGenerations();
     return worker;
   }
 
@@ -370,84 +416,84 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
   private onExit(worker: Worker, exit: WorkerExit): void {
     this.workers.delete(worker);
     const uptimeMs = Date.now() - worker.startedAt;
-    const fields = {
-      worker: worker.slot,
-      pid: worker.pid,
-      code: exit.code,
-      signal: exit.signal,
-      reason: exitReason(worker, exit),
-      uptime: uptimeMs / 1000,
-    };
     this.emit('worker-exit', worker, exit);
-    if (this.stopping && !this.inShutdownDelay) {
-      this.log.info(fields, 'worker exited');
-      if (this.workers.size === 0) this.finishStop();
+    const slot = worker.slot;
+    const backoff = this.backoffOf(slot);
+    const { action, log } = decideExit({
+      phase: this.phase,
+      exit,
+      worker: {
+        slot,
+        pid: worker.pid,
+        role: worker.role,
+        wasReady: worker.readyAt !== undefined,
+        stopReason: worker.stopReason,
+        bootError: worker.bootError,
+        uptimeMs,
+      },
+      slot: {
+        wanted: this.slots.has(slot),
+        served: this.liveWorkers().some((other) => other.slot === slot && other.stopReason === undefined),
+        everReady: this.everReady.has(slot),
+      },
+      parkOnBootFailure: this.settings.parkOnBootFailure ?? false,
+      respawnDelayMs: backoff.nextDelay(uptimeMs),
+    });
+    if (action.kind === 'give-up') {
+      this.halt(action.exitCode, log);
       return;
     }
-    const neverReady = worker.readyAt === undefined;
-    if (worker.stopReason !== undefined && !REPLACE_AFTER_EXIT.has(worker.stopReason)) {
-      this.log.info(fields, 'worker exited');
-      this.announceIfAllReady();
-      return;
-    }
-    if (neverReady && (worker.role === 'replacement' || worker.role === 'scale-up')) {
-      // The operation that started it decides what its failure means.
-      this.log.warn({ ...fields, error: worker.bootError?.message }, 'new worker exited before it was ready');
-      return;
-    }
-    if (neverReady && this.settings.parkOnBootFailure && exit.code !== null && BOOT_FAILURE_CODES.has(exit.code)) {
-      this.allReadyAnnounced = false;
-      const error = worker.bootError;
-      this.log.error(
-        { ...fields, error: error?.message, file: error?.file, line: error?.line, traceback: error?.traceback },
-        'worker failed to boot; its slot stays empty until the next reload',
-      );
-      return;
-    }
-    if (neverReady && worker.role === 'initial' && !this.everReady.has(worker.slot) && exit.code !== null && BOOT_FAILURE_CODES.has(exit.code)) {
-      this.halt(worker, exit.code as ExitCodeValue);
-      return;
-    }
-    if (neverReady && worker.role === 'initial' && worker.stopReason === 'boot-timeout' && !this.everReady.has(worker.slot)) {
-      this.halt(worker, ExitCode.bootFailure);
-      return;
-    }
-    this.allReadyAnnounced = false;
-    this.scheduleRespawn(worker, uptimeMs, fields);
+    if (log) this.log[log.level](log.fields, log.message);
+    this.carryOut(slot, action, () => backoff.delayAfterDeath(uptimeMs));
   }
 
-  private scheduleRespawn(worker: Worker, uptimeMs: number, fields: Record<string, unknown>): void {
-    const slot = worker.slot;
-    if (!this.slots.has(slot)) return;
-    if (this.liveWorkers().some((other) => other.slot === slot && other.stopReason === undefined)) {
-      this.log.info(fields, 'worker exited; its slot is already served');
-      return;
-    }
+  private get phase(): ArbiterPhase {
+    if (!this.stopping) return 'running';
+    return this.inShutdownDelay ? 'shutdown-delay' : 'stopping';
+  }
+
+  private backoffOf(slot: number): RespawnBackoff {
     let backoff = this.backoffs.get(slot);
     if (!backoff) {
       backoff = new RespawnBackoff(this.settings.backoff ?? DEFAULT_BACKOFF);
       this.backoffs.set(slot, backoff);
     }
-    const delayMs = backoff.delayAfterDeath(uptimeMs);
-    const error = worker.bootError ? { error: worker.bootError.message } : {};
-    if (worker.bootError?.kind === 'spawn') {
-      // The master's resources (fds, processes, memory), not the app: the slot's backoff paces the retries.
-      this.log.error({ worker: slot, reason: fields.reason, ...error, delay: delayMs / 1000 }, 'worker spawn failed; retrying after the backoff');
-    } else {
-      this.log.warn({ ...fields, ...error, delay: delayMs / 1000 }, 'worker died; respawning');
+    return backoff;
+  }
+
+  /** Carries out an exit decision other than giving up; `recordDeath` counts the death in the slot's backoff. */
+  private carryOut(slot: number, action: Exclude<ExitAction, { kind: 'give-up' }>, recordDeath: () => number): void {
+    switch (action.kind) {
+      case 'none':
+        if (action.cause === 'stopping') {
+          if (this.workers.size === 0) this.finishStop();
+        } else if (action.cause === 'stopped') {
+          this.announceIfAllReady();
+        } else if (action.cause !== 'operation-decides') {
+          this.allReadyAnnounced = false;
+        }
+        return;
+      case 'park':
+        this.allReadyAnnounced = false;
+        return;
+      case 'restart-now':
+      case 'back-off': {
+        this.allReadyAnnounced = false;
+        recordDeath();
+        this.cancelRespawn(slot);
+        if (action.kind === 'restart-now') {
+          this.spawn(slot, 'respawn');
+          return;
+        }
+        this.respawnTimers.set(
+          slot,
+          setTimeout(() => {
+            this.respawnTimers.delete(slot);
+            if ((!this.stopping || this.inShutdownDelay) && this.slots.has(slot)) this.spawn(slot, 'respawn');
+          }, action.delayMs),
+        );
+      }
     }
-    this.cancelRespawn(slot);
-    if (delayMs === 0) {
-      this.spawn(slot, 'respawn');
-      return;
-    }
-    this.respawnTimers.set(
-      slot,
-      setTimeout(() => {
-        this.respawnTimers.delete(slot);
-        if ((!this.stopping || this.inShutdownDelay) && this.slots.has(slot)) this.spawn(slot, 'respawn');
-      }, delayMs),
-    );
   }
 
   private cancelRespawn(slot: number): void {
@@ -560,15 +606,9 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
     if (this.workers.size === 0) this.finishStop();
   }
 
-  private halt(worker: Worker, code: ExitCodeValue): void {
-    const error = worker.bootError;
-    const lastLines = error?.traceback.trim().split('\n').slice(-6).join('\n');
-    this.log.fatal(
-      { worker: worker.slot, pid: worker.pid, code, error: error?.message, traceback: lastLines },
-      code === ExitCode.appLoadFailure
-        ? 'the app could not be imported; stopping corral'
-        : 'a worker failed to boot; stopping corral',
-    );
+  /** Gives up: stops corral quickly, to exit with `code` once every worker has exited. */
+  private halt(code: ExitCodeValue, log: ExitLog | undefined): void {
+    if (log) this.log[log.level](log.fields, log.message);
     this.exitCode = code;
     if (this.inShutdownDelay) this.stopWorkers('quick');
     else this.beginStop('quick');

@@ -16,13 +16,24 @@ export class RespawnBackoff {
 
   constructor(private readonly options: BackoffOptions = DEFAULT_BACKOFF) {}
 
+  /** How long the replacement of a worker that lived `uptimeMs` would wait, without recording its death. */
+  nextDelay(uptimeMs: number): number {
+    return this.delayFor(this.deathsAfter(uptimeMs));
+  }
+
   /** Records one death of a worker that lived `uptimeMs`, and returns how long to wait before its replacement. */
   delayAfterDeath(uptimeMs: number): number {
-    if (uptimeMs >= this.options.stableAfterMs) this.quickDeaths = 0;
-    this.quickDeaths += 1;
-    if (this.quickDeaths === 1) return 0;
-    const delay = this.options.firstDelayMs * 2 ** (this.quickDeaths - 2);
-    return Math.min(delay, this.options.maxDelayMs);
+    this.quickDeaths = this.deathsAfter(uptimeMs);
+    return this.delayFor(this.quickDeaths);
+  }
+
+  private deathsAfter(uptimeMs: number): number {
+    return (uptimeMs >= this.options.stableAfterMs ? 0 : this.quickDeaths) + 1;
+  }
+
+  private delayFor(quickDeaths: number): number {
+    if (quickDeaths === 1) return 0;
+    return Math.min(this.options.firstDelayMs * 2 ** (quickDeaths - 2), this.options.maxDelayMs);
   }
 
   /** How many deaths in a row came soon after a start. */

@@ -1,10 +1,13 @@
 import type { Logger } from 'pino';
 import type { Arbiter } from './arbiter.js';
-import { formatBytes, sampleTrees } from '../worker/resources.js';
+import { formatBytes, sampleTrees, type ResourceUsage } from '../worker/resources.js';
 import type { Worker } from '../worker/worker.js';
 
 export interface RecyclingSettings {
-  /** RSS limit of a worker's process tree in bytes; 0 disables. */
+  /**
+   * Limit of a worker's process tree's unique memory (USS) in bytes; 0 disables. Not RSS: RSS counts
+   * every page a worker shares with its siblings (a fork server's preloaded code, a mapped file).
+   */
   maxMemory: number;
   /** How often workers' CPU and memory are sampled. */
   sampleIntervalMs: number;
@@ -13,6 +16,9 @@ export interface RecyclingSettings {
   /** Random extra lifetime, up to this, per worker, so workers started together do not recycle together. */
   maxLifetimeJitterMs: number;
 }
+
+/** Samples the trees of the given root pids (the real one reads /proc; tests give their own). */
+export type TreeSampler = (roots: readonly number[]) => Promise<Map<number, ResourceUsage>>;
 
 /** Samples after which a worker over the memory limit is recycled: one high sample may be a spike. */
 const SAMPLES_OVER_LIMIT = 2;
@@ -29,12 +35,15 @@ export class Recycler {
   private sampling = false;
   /** Samples of workers that have just become ready, still being taken. */
   private readonly firstSamples = new Set<Promise<void>>();
+  /** Whether the log already said that some USS is RSS: once is enough, each sample would repeat it. */
+  private fallbackLogged = false;
 
   constructor(
     private readonly arbiter: Arbiter,
     private settings: RecyclingSettings,
     private readonly log: Logger,
     private readonly random: () => number = Math.random,
+    private readonly sampler: TreeSampler = sampleTrees,
   ) {
     arbiter.on('worker-spawn', (worker) => this.watch(worker));
     arbiter.on('worker-exit', (worker) => {
@@ -82,8 +91,8 @@ export class Recycler {
   private async sampleOne(worker: Worker): Promise<void> {
     if (worker.pid === undefined) return;
     try {
-      const usage = await sampleTrees([worker.pid]);
-      worker.usage = usage.get(worker.pid) ?? worker.usage;
+      const usage = await this.sampler([worker.pid]);
+      this.record(worker, usage.get(worker.pid));
     } catch (error) {
       this.log.warn({ err: error, worker: worker.slot, pid: worker.pid }, 'resource sample failed');
     }
@@ -95,9 +104,9 @@ export class Recycler {
     this.sampling = true;
     try {
       const workers = this.arbiter.liveWorkers().filter((worker) => worker.pid !== undefined);
-      const usage = await sampleTrees(workers.map((worker) => worker.pid!));
+      const usage = await this.sampler(workers.map((worker) => worker.pid!));
       for (const worker of workers) {
-        worker.usage = usage.get(worker.pid!) ?? worker.usage;
+        this.record(worker, usage.get(worker.pid!));
         if (worker.state === 'ready' && worker.stopReason === undefined) this.check(worker);
       }
     } catch (error) {
@@ -108,18 +117,31 @@ export class Recycler {
     }
   }
 
+  /** Keeps a worker's latest sample (a worker gone mid-sample keeps its previous one until its exit). */
+  private record(worker: Worker, usage: ResourceUsage | undefined): void {
+    if (usage === undefined) return;
+    worker.usage = usage;
+    if (usage.memoryFallback && !this.fallbackLogged) {
+      this.fallbackLogged = true;
+      this.log.warn(
+        { worker: worker.slot, pid: usage.memoryFallback.pid, reason: usage.memoryFallback.reason },
+        `unique memory unreadable: ${usage.memoryFallback.reason}; --max-memory and the USS and PSS figures use RSS for such processes`,
+      );
+    }
+  }
+
   private check(worker: Worker): void {
     const { maxMemory } = this.settings;
-    const rss = worker.usage?.rss ?? 0;
-    if (maxMemory > 0 && rss > maxMemory) {
+    const { uss = 0, rss = 0 } = worker.usage ?? {};
+    if (maxMemory > 0 && uss > maxMemory) {
       const count = (this.overLimit.get(worker) ?? 0) + 1;
       this.overLimit.set(worker, count);
       if (count === SAMPLES_OVER_LIMIT) {
         this.log.warn(
-          { worker: worker.slot, pid: worker.pid, rss, limit: maxMemory },
-          `worker over --max-memory (${formatBytes(rss)} > ${formatBytes(maxMemory)})`,
+          { worker: worker.slot, pid: worker.pid, uss, rss, limit: maxMemory },
+          `worker over --max-memory (unique memory ${formatBytes(uss)} > ${formatBytes(maxMemory)})`,
         );
-        this.arbiter.requestRecycle(worker, 'max-memory', { rss, limit: maxMemory });
+        this.arbiter.requestRecycle(worker, 'max-memory', { uss, limit: maxMemory });
       }
     } else {
       this.overLimit.delete(worker);

@@ -39,7 +39,7 @@ export interface LogSinkOptions extends SinkIdentity {
   /** The log file's path, for a sink that can be reopened by name (USR1, or a retry once its stream broke). */
   path?: string | undefined;
   reopen?: ((file: string, opened: (error: Error | null, writer?: Writer) => void) => void) | undefined;
-  /** Turns a record line into what is written (pino-pretty on a terminal); the line has no newline. */
+  /** Turns a record line into what is written (the pretty formatter on a terminal); the line has no newline. */
   format?: ((line: string) => string) | undefined;
   reporter: SinkReporter;
   limit?: number;

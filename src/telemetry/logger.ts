@@ -1,15 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { createRequire } from 'node:module';
 import tty from 'node:tty';
-import type PinoPretty from 'pino-pretty';
 import { LogSink, type SinkReporter } from './log-sink.js';
 import { openPathWriter, openPathWriterSync, standardWriter } from './log-writers.js';
+import { createPrettyFormatter } from './pretty.js';
 import type { LogFormat, LogLevel } from '../config/resolve.js';
-
-/** pino-pretty, loaded only for a terminal: JSON output (containers, services) never pays for it. */
-function loadPinoPretty(): typeof PinoPretty {
-  return createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
-}
 
 const PINO_LEVEL: Record<LogLevel, pino.Level> = {
   critical: 'fatal',
@@ -84,9 +78,7 @@ function createReporter(stderr: () => LogSink | undefined): SinkReporter {
 
 function openSink(target: Target, role: 'access' | 'error', format: LogFormat, reporter: SinkReporter): LogSink {
   const terminal = isTerminal(target);
-  const pretty = usePretty(format, terminal)
-    ? loadPinoPretty().prettyFactory({ colorize: terminal, ignore: 'hostname', singleLine: true })
-    : undefined;
+  const pretty = usePretty(format, terminal) ? createPrettyFormatter({ colorize: terminal }) : undefined;
   const path = 'path' in target ? target.path : undefined;
   return new LogSink({
     ...identify(target, role),

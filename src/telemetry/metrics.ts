@@ -79,8 +79,20 @@ export class CorralMetrics {
     perWorker(
       'gauge',
       'worker_resident_memory_bytes',
-      "Resident memory of each live worker's process tree, from the latest resource sample",
+      "Resident memory (RSS, shared pages counted in every process) of each live worker's process tree, from the latest resource sample",
       (worker) => worker.usage?.rss,
+    );
+    perWorker(
+      'gauge',
+      'worker_unique_memory_bytes',
+      "Unique memory (USS: pages no other process maps) of each live worker's process tree, what --max-memory compares; from the latest resource sample",
+      (worker) => worker.usage?.uss,
+    );
+    perWorker(
+      'gauge',
+      'worker_proportional_memory_bytes',
+      "Proportional memory (PSS: shared pages divided among their sharers) of each live worker's process tree, from the latest resource sample",
+      (worker) => worker.usage?.pss,
     );
 
     const bootSeconds = new Histogram({
@@ -99,14 +111,14 @@ export class CorralMetrics {
     });
     const reloadSeconds = new Histogram({
       name: `${METRIC_PREFIX}reload_duration_seconds`,
-      help: 'Duration of rolling restarts, from the first new worker to the last old one told to drain',
+      help: 'Duration of rolling restarts, from the first new worker to the exit of the last old one',
       labelNames: ['reason'] as const,
       buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
     });
     const reloading = new Gauge({
       name: `${METRIC_PREFIX}reload_in_progress`,
-      help: '1 while a rolling restart runs',
+      help: '1 while a rolling restart runs, until its old workers have exited',
       registers,
     });
     reloading.set(0);

@@ -21,7 +21,7 @@ export function isReady(arbiter: Pick<Arbiter, 'stopping' | 'liveWorkers'>): boo
 
 /**
  * Starts what watches and steers a running corral: the metrics and health endpoints
- * (--metrics-bind), the control socket, and log reopening on SIGUSR1. `reload` is what SIGHUP does.
+ * (--metrics-bind) and the control socket. `reload` is what SIGHUP does.
  */
 export async function startObservability(
   config: Pick<CorralConfig, 'metricsBind' | 'controlSocket' | 'settings'>,
@@ -39,13 +39,6 @@ export async function startObservability(
   const close = async () => {
     for (const closer of closers.reverse()) await closer();
   };
-
-  const onUsr1 = () => {
-    output.reopen();
-    log.info({ signal: 'SIGUSR1' }, 'log files reopened');
-  };
-  process.on('SIGUSR1', onUsr1);
-  closers.push(() => void process.off('SIGUSR1', onUsr1));
 
   try {
     if (config.metricsBind) {

@@ -3,8 +3,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-/** A forked worker's connections, in the order it opens them (corral_runtime/protocol.py CHANNEL_STREAMS). */
-export const CHANNEL_STREAMS = ['control', 'records', 'stdout', 'stderr'] as const;
+import { CHANNEL_STREAMS } from './protocol.js';
+
+/** One of a forked worker's connections (protocol.ts CHANNEL_STREAMS). */
 export type ChannelStream = (typeof CHANNEL_STREAMS)[number];
 
 /** Who waits for a token's connections. */

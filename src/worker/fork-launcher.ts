@@ -1,29 +1,35 @@
 import type { Logger } from 'pino';
-import type { ChannelServer } from './channel-server.js';
+import type { CorralConfig } from '../config/resolve.js';
+import { markDeadOnExit } from '../telemetry/prometheus-multiproc.js';
+import { ChannelServer } from './channel-server.js';
 import { ForkServer, type ForkServerReady } from './fork-server.js';
 import { ForkedWorker } from './forked-worker.js';
+import type { WorkerLauncher } from './launcher.js';
 import type { ForkServerOutput } from './output.js';
+import { WORKER_ENTRY } from './python.js';
+import { workerEnvironment, workerSettings } from './worker-config.js';
 import type { BootError, Worker, WorkerSpawnSpec, WorkerStream } from './worker.js';
 
 export interface ForkLauncherOptions {
-  python: string;
-  entry: string;
+  /** The configuration at start; reconfigure() replaces it. */
+  config: CorralConfig;
   listenerFds: readonly number[];
-  channels: ChannelServer;
+  /** -u/-g: the fork servers' (and so the workers') user and group. */
+  identity?: { uid: number; gid: number } | undefined;
   log: Logger;
   onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
   onServerOutput: ForkServerOutput;
-  uid?: number;
-  gid?: number;
+  /** The old way, for a generation that cannot fork. */
+  spawn: WorkerLauncher;
+  /** The environment the fork servers start from (the master's, read at each start). */
+  env?: () => NodeJS.ProcessEnv;
 }
 
-/** What one worker is launched with: the settings and environment current at its launch. */
-export interface ForkLaunch {
+/** What a generation's fork server and its workers start with: the configuration when it started. */
+interface GenerationStart {
   settings: Record<string, unknown>;
   env: NodeJS.ProcessEnv;
   gracefulTimeoutMs: number;
-  /** The old way, for a generation that cannot fork. */
-  spawn: (spec: WorkerSpawnSpec) => Worker;
 }
 
 /** A fork server as `corral status` shows it. */
@@ -61,6 +67,8 @@ interface Generation {
   failedStarts: number;
 }
 
+/** The worker's drain is bounded by itself; the master's SIGKILL comes this much later, as a backstop. */
+const KILL_BACKSTOP_MS = 500;
 /** Fork servers of one generation that die before ready this often: its workers are spawned. */
 const MAX_FAILED_STARTS = 2;
 /** Fork requests sent to one fork server before its answers: enough to keep it busy, few enough to take back. */
@@ -71,29 +79,82 @@ const CLOSE_WAIT_MS = 1_000;
 let forkedWorkers = 0;
 
 /**
- * Starts workers with a fork server per code generation (`--start-method fork`): the first worker of
- * a generation starts that generation's fork server, and every worker of it is forked from there once
- * the server has preloaded. A newer generation's ready fork server retires the older ones, which exit
- * when their last worker has. A generation whose fork server runs threads, or whose fork servers die
- * before they are ready, is spawned the old way instead, with one warning.
+ * The fork-server implementation of the WorkerLauncher seam (`--start-method fork`, the default):
+ * prepareGeneration starts the generation's fork server, which preloads while the arbiter goes on;
+ * launch forks each worker from it once it is ready (the request waits until then, within the
+ * worker's boot timeout); retireGeneration ends it once the last of its workers is gone. A generation
+ * whose fork server runs threads, or whose fork servers die before they are ready, is spawned the old
+ * way instead, with one warning.
  */
-export class ForkServerLauncher {
+export class ForkServerLauncher implements WorkerLauncher {
   private readonly generations = new Map<number, Generation>();
-  private newest = 0;
+  /** Each waiting worker's fork request: its settings, and how to spawn it instead. */
+  private readonly requests = new WeakMap<ForkedWorker, { settings: Record<string, unknown>; spawn: (spec: WorkerSpawnSpec) => Worker }>();
   private closed = false;
+  private config: CorralConfig;
+  private settings: Record<string, unknown>;
 
-  constructor(private readonly options: ForkLauncherOptions) {}
+  private constructor(
+    private readonly options: ForkLauncherOptions,
+    private readonly channels: ChannelServer,
+  ) {
+    this.config = options.config;
+    this.settings = workerSettings(options.config);
+  }
+
+  /** Opens the channel socket forked workers connect back to. */
+  static async open(options: ForkLauncherOptions): Promise<ForkServerLauncher> {
+    return new ForkServerLauncher(options, await ChannelServer.open(options.identity));
+  }
+
+  reconfigure(config: CorralConfig): void {
+    this.config = config;
+    this.settings = workerSettings(config);
+    this.options.spawn.reconfigure(config);
+  }
+
+  /** Starts the generation's fork server, so it preloads while the arbiter goes on (nothing to await). */
+  prepareGeneration(generationNumber: number): undefined {
+    const generation = this.generation(generationNumber);
+    if (!generation.spawn && !this.closed) this.serverFor(generation);
+    return undefined;
+  }
+
+  /** No worker of the generation is left: its fork server exits (now: it has no child). */
+  retireGeneration(generationNumber: number): void {
+    const generation = this.generations.get(generationNumber);
+    if (!generation) return;
+    this.generations.delete(generationNumber);
+    for (const worker of generation.queue.splice(0)) worker.failSpawn(new Error(`generation ${generationNumber} is retired`));
+    const handle = generation.handle;
+    if (handle?.server.alive) {
+      handle.closing = true;
+      this.options.log.debug({ forkServer: generationNumber, pid: handle.server.pid }, 'fork server retiring');
+      handle.server.retire();
+    }
+  }
+
+  /** What workers start with now: the live configuration. */
+  private start(): GenerationStart {
+    const config = this.config;
+    return {
+      settings: this.settings,
+      env: workerEnvironment(this.options.env?.() ?? process.env, config),
+      gracefulTimeoutMs: config.gracefulTimeout * 1000 + KILL_BACKSTOP_MS,
+    };
+  }
 
   /** A worker of `spec.generation`: forked, or spawned when the generation cannot fork. */
-  launch(spec: WorkerSpawnSpec, launch: ForkLaunch): Worker {
+  launch(spec: WorkerSpawnSpec): Worker {
     const generation = this.generation(spec.generation);
-    if (generation.spawn) return launch.spawn(spec);
-    const worker = new ForkedWorker(spec, { gracefulTimeoutMs: launch.gracefulTimeoutMs, onOutput: this.options.onOutput });
-    const forget = this.options.channels.expect(worker.token, (stream, socket) => worker.attach(stream, socket));
+    if (generation.spawn) return this.options.spawn.launch(spec);
+    const launch = this.start();
+    const worker = markDeadOnExit(new ForkedWorker(spec, { gracefulTimeoutMs: launch.gracefulTimeoutMs, onOutput: this.options.onOutput }), launch.env, this.options.log);
+    const forget = this.channels.expect(worker.token, (stream, socket) => worker.attach(stream, socket));
     worker.once('exit', forget);
-    const settings = { ...launch.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.options.channels.path, master_pid: process.pid };
-    const request = { worker, settings, spawn: launch.spawn };
-    const handle = this.serverFor(generation, launch);
+    const settings = { ...launch.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.channels.path, master_pid: process.pid };
+    const request = { worker, settings, spawn: (fallback: WorkerSpawnSpec) => this.options.spawn.launch(fallback) };
+    const handle = this.serverFor(generation);
     worker.cancelRequest = () => {
       const index = generation.queue.indexOf(worker);
       if (index === -1) return false;
@@ -104,14 +165,6 @@ export class ForkServerLauncher {
     generation.queue.push(worker);
     if (handle.server.state === 'ready') this.pump(generation, handle);
     return worker;
-  }
-
-  private readonly requests = new WeakMap<ForkedWorker, { settings: Record<string, unknown>; spawn: (spec: WorkerSpawnSpec) => Worker }>();
-
-  /** Starts the generation's fork server ahead of its first worker (a rolling restart's start). */
-  prepare(generationNumber: number, launch: ForkLaunch): void {
-    const generation = this.generation(generationNumber);
-    if (!generation.spawn) this.serverFor(generation, launch);
   }
 
   status(): ForkServerStatus[] {
@@ -138,9 +191,23 @@ export class ForkServerLauncher {
     return this.status().flatMap((row) => (row.pid === null ? [] : [row.pid]));
   }
 
+  /** For a crash handler: the channel socket's directory goes; the fork servers die with the master. */
+  removeFiles(): void {
+    this.channels.removeFiles();
+  }
+
   /** Ends every fork server (their workers have exited, or end with the master); waits a moment for them. */
   async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
+    try {
+      await this.stopServers();
+    } finally {
+      this.channels.close();
+    }
+  }
+
+  private async stopServers(): Promise<void> {
     const servers = [...this.generations.values()].flatMap((generation) => (generation.handle?.server.alive ? [generation.handle] : []));
     for (const handle of servers) {
       handle.closing = true;
@@ -165,25 +232,24 @@ export class ForkServerLauncher {
       generation = { number, handle: undefined, queue: [], spawn: false, failedStarts: 0 };
       this.generations.set(number, generation);
     }
-    if (number > this.newest) this.newest = number;
     return generation;
   }
 
-  /** The generation's live fork server, started when it has none (or only a retiring one). */
-  private serverFor(generation: Generation, launch: ForkLaunch): ServerHandle {
+  /** The generation's live fork server, started (from the live configuration) when it has none, or only a retiring one. */
+  private serverFor(generation: Generation): ServerHandle {
     const current = generation.handle;
     if (current && current.server.alive && !current.server.retiring) return current;
     const { options } = this;
+    const start = this.start();
     const server = new ForkServer({
       generation: generation.number,
-      python: options.python,
-      entry: options.entry,
+      python: this.config.python,
+      entry: WORKER_ENTRY,
       listenerFds: options.listenerFds,
-      env: launch.env,
-      settings: launch.settings,
+      env: start.env,
+      settings: start.settings,
       onOutput: options.onServerOutput,
-      ...(options.uid !== undefined ? { uid: options.uid } : {}),
-      ...(options.gid !== undefined ? { gid: options.gid } : {}),
+      ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
     });
     const handle = new ServerHandle(server);
     generation.handle = handle;
@@ -257,7 +323,6 @@ export class ForkServerLauncher {
     );
     if (info.threads.length > 0) this.refuseForking(generation, handle, info.threads);
     else this.pump(generation, handle);
-    this.retireOlder();
   }
 
   /** Threads in the fork server: this generation's workers are spawned (one warning). */
@@ -272,18 +337,6 @@ export class ForkServerLauncher {
     );
     for (const worker of generation.queue.splice(0)) this.spawnInstead(worker);
     handle.server.retire();
-  }
-
-  /** Fork servers of older generations exit once their last worker has; the newest stays. */
-  private retireOlder(): void {
-    for (const generation of this.generations.values()) {
-      if (generation.number >= this.newest || generation.queue.length > 0) continue;
-      const handle = generation.handle;
-      if (handle?.server.alive && handle.server.state === 'ready' && !handle.server.retiring) {
-        this.options.log.debug({ forkServer: generation.number, pid: handle.server.pid, workers: handle.children.size }, 'fork server retiring');
-        handle.server.retire();
-      }
-    }
   }
 
   private onServerExit(generation: Generation, handle: ServerHandle, exit: { code: number | null; signal: NodeJS.Signals | null }, error: unknown): void {

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
 import type { ForkServerOutput } from './output.js';
+import { encodeForkServerRequest, parseForkServerMessage, type ForkServerRequest } from './protocol.js';
 import type { BootError, WorkerExit } from './worker.js';
 
 export interface ForkServerOptions {
@@ -27,14 +28,6 @@ export interface ForkServerReady {
   threads: string[];
   sockets: number;
 }
-
-type ForkServerMessage =
-  | ({ type: 'ready' } & ForkServerReady)
-  | { type: 'unsafe'; token: string; threads: string[] }
-  | { type: 'forked'; token: string; pid: number }
-  | { type: 'fork_failed'; token: string; error: string }
-  | { type: 'exited'; pid: number; code: number | null; signal: NodeJS.Signals | null }
-  | ({ type: 'boot_error' } & BootError);
 
 export interface ForkServerEvents {
   ready: [info: ForkServerReady];
@@ -139,12 +132,8 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
   }
 
   private onMessage(line: string): void {
-    let message: ForkServerMessage;
-    try {
-      message = JSON.parse(line) as ForkServerMessage;
-    } catch {
-      return;
-    }
+    const message = parseForkServerMessage(line);
+    if (message === undefined) return;
     switch (message.type) {
       case 'ready': {
         const { type: _type, ...info } = message;
@@ -171,8 +160,11 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
         this.emit('boot-error', error);
         return;
       }
-      default:
-        return;
+      default: {
+        // Every message of the table is handled above: a new one fails to compile here until it is.
+        const unhandled: never = message;
+        return unhandled;
+      }
     }
   }
 
@@ -182,10 +174,10 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
     this.emit('exit', exit, error);
   }
 
-  private send(message: Record<string, unknown> & { type: string }): boolean {
+  private send(request: ForkServerRequest): boolean {
     const channel = this.child?.stdio?.[CONTROL_FD] as Writable | null | undefined;
     if (this.state === 'exited' || !channel || channel.destroyed) return false;
-    channel.write(`${JSON.stringify(message)}\n`);
+    channel.write(encodeForkServerRequest(request));
     return true;
   }
 

@@ -3,12 +3,12 @@ import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ChannelStream } from './channel-server.js';
 import type { ForkServer } from './fork-server.js';
+import { parseWorkerMessage } from './protocol.js';
 import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
 import {
   spawnFailure,
   WorkerRecord,
   type BootError,
-  type ControlMessage,
   type StopMode,
   type StopReason,
   type Worker,
@@ -159,12 +159,8 @@ export class ForkedWorker extends WorkerRecord {
   }
 
   private onControl(line: string): void {
-    let message: ControlMessage;
-    try {
-      message = JSON.parse(line) as ControlMessage;
-    } catch {
-      return;
-    }
+    const message = parseWorkerMessage(line);
+    if (message === undefined) return;
     switch (message.type) {
       case 'ready':
         this.markReady();
@@ -185,8 +181,14 @@ export class ForkedWorker extends WorkerRecord {
         if (message.line !== undefined) this.bootError.line = message.line;
         if (message.exception !== undefined) this.bootError.exception = message.exception;
         return;
-      default:
+      case 'standby':
+      case 'modules':
+        // Reload mode's standbys only, which are spawned.
         return;
+      default: {
+        const unhandled: never = message;
+        return unhandled;
+      }
     }
   }
 

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
-import { spawnFailure, WorkerRecord, type ControlMessage, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerSpawnSpec, type WorkerStream } from './worker.js';
+import { encodeMasterMessage, parseWorkerMessage, type MasterMessage } from './protocol.js';
+import { spawnFailure, WorkerRecord, type StopMode, type StopReason, type Worker, type WorkerExit, type WorkerSpawnSpec, type WorkerStream } from './worker.js';
 
 export interface ProcessWorkerOptions {
   python: string;
@@ -116,13 +117,10 @@ export class ProcessWorker extends WorkerRecord {
     stream.on('end', () => lines.end());
   }
 
+  /** One line of the control channel: a message of src/worker/protocol.ts's WORKER_MESSAGES, else ignored. */
   private onControl(line: string): void {
-    let message: ControlMessage;
-    try {
-      message = JSON.parse(line) as ControlMessage;
-    } catch {
-      return;
-    }
+    const message = parseWorkerMessage(line);
+    if (message === undefined) return;
     switch (message.type) {
       case 'ready':
         this.markReady();
@@ -149,8 +147,11 @@ export class ProcessWorker extends WorkerRecord {
       case 'modules':
         this.emit('modules', message.modules);
         return;
-      default:
-        return;
+      default: {
+        // Every message of the table is handled above: a new one fails to compile here until it is.
+        const unhandled: never = message;
+        return unhandled;
+      }
     }
   }
 
@@ -206,10 +207,10 @@ export class ProcessWorker extends WorkerRecord {
   }
 
   /** Writes one message to the worker on the control channel (only a standby reads them). */
-  send(message: Record<string, unknown> & { type: string }): void {
+  send(message: MasterMessage): void {
     const channel = this.child?.stdio?.[CONTROL_FD] as Writable | null | undefined;
     if (this.state === 'exited' || !channel) return;
-    channel.write(`${JSON.stringify(message)}\n`);
+    channel.write(encodeMasterMessage(message));
   }
 
   abort(reason: StopReason, graceMs: number): void {

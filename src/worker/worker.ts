@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { BootErrorFields } from './protocol.js';
 import type { ResourceUsage } from './resources.js';
 
 export type WorkerState = 'booting' | 'ready' | 'draining' | 'exited';
@@ -21,35 +22,13 @@ export type WorkerRole = 'initial' | 'respawn' | 'replacement' | 'scale-up';
 
 export type StopMode = 'graceful' | 'quick' | 'kill';
 
-export interface BootError {
-  /** `spawn`: the master could not start the process at all (EMFILE, EAGAIN, ENOMEM, …). */
-  kind: 'app-load' | 'startup' | 'spawn';
-  message: string;
-  traceback: string;
-  /** Where the error is in the app's code (a SyntaxError's location, else the deepest frame), when known. */
-  file?: string;
-  line?: number;
-  /** The exception alone, e.g. `SyntaxError: invalid syntax`, when there is one. */
-  exception?: string;
-}
+/** Why a worker failed to boot: what its `boot_error` message said, or the master's own `spawn` failure. */
+export type BootError = BootErrorFields;
 
 export interface WorkerExit {
   code: number | null;
   signal: NodeJS.Signals | null;
 }
-
-/** What the worker reports on its control channel, one JSON object a line. */
-export type ControlMessage =
-  | { type: 'loaded'; seconds: number }
-  | { type: 'ready'; pid: number }
-  | { type: 'heartbeat'; requests: number; connections: number }
-  | { type: 'retiring'; reason: string; requests?: number }
-  | { type: 'draining'; requests: number }
-  | ({ type: 'boot_error' } & BootError)
-  /** Reload mode: a warm standby has imported its modules and waits for "go"; paths are sys.path mtimes. */
-  | { type: 'standby'; paths: Record<string, string> }
-  /** Reload mode: the worker's sys.modules (name to file), sent once after ready. */
-  | { type: 'modules'; modules: Record<string, string> };
 
 export interface WorkerEvents {
   /** The pid is known now: sent by a worker whose process another process starts (a fork server). */
@@ -88,8 +67,6 @@ export interface WorkerSpawnSpec {
   generation: number;
   role: WorkerRole;
 }
-
-export type SpawnWorker = (spec: WorkerSpawnSpec) => Worker;
 
 /**
  * Where a line of a worker's output came from: the app's stdout or stderr (text, whatever it is), or the

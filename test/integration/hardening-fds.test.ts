@@ -168,7 +168,7 @@ describe('file descriptor exhaustion', () => {
     const dir = tempDir();
     const pidFile = path.join(dir, 'corral.pid');
     const socketPath = path.join(dir, 'corral.control.sock');
-    // The master's own modules, as main.ts wires them; the exception is thrown from a timer, as a
+    // The master's own modules, as master.ts wires them; the exception is thrown from a timer, as a
     // bug in an event handler would be.
     const script = `
       import pino from 'pino';

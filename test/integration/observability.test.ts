@@ -63,7 +63,7 @@ function listeningTcpSockets(pid: number): string[] {
 interface StatusJson {
   pid: number;
   workersWanted: number;
-  workers: { slot: number; pid: number; state: string; requests: number; cpuPercent: number | null; rssBytes: number | null; restarts: number }[];
+  workers: { slot: number; pid: number; state: string; requests: number; cpuPercent: number | null; rssBytes: number | null; ussBytes: number | null; pssBytes: number | null; restarts: number }[];
 }
 
 async function statusJson(target: string[]): Promise<StatusJson> {
@@ -90,7 +90,7 @@ describe('metrics', () => {
       async () => {
         const scraped = await scrape(metricsPort);
         const requests = samplesOf(scraped, 'corral_worker_requests_total').reduce((sum, sample) => sum + sample.value, 0);
-        const sampled = samplesOf(scraped, 'corral_worker_resident_memory_bytes').length === 2;
+        const sampled = samplesOf(scraped, 'corral_worker_unique_memory_bytes').length === 2;
         return requests >= 6 && sampled ? scraped : undefined;
       },
       20_000,
@@ -105,11 +105,18 @@ describe('metrics', () => {
     expect(samplesOf(families, 'corral_workers', { state: 'ready' })[0]?.value).toBe(2);
     expect(samplesOf(families, 'corral_workers', { state: 'booting' })[0]?.value).toBe(0);
     expect(samplesOf(families, 'corral_workers_wanted')[0]?.value).toBe(2);
-    for (const name of ['corral_worker_requests_total', 'corral_worker_cpu_seconds_total', 'corral_worker_resident_memory_bytes', 'corral_worker_connections', 'corral_worker_start_time_seconds']) {
+    const memory = ['corral_worker_resident_memory_bytes', 'corral_worker_unique_memory_bytes', 'corral_worker_proportional_memory_bytes'];
+    for (const name of ['corral_worker_requests_total', 'corral_worker_cpu_seconds_total', ...memory, 'corral_worker_connections', 'corral_worker_start_time_seconds']) {
       const labelled = samplesOf(families, name).map((sample) => Number(sample.labels.pid)).sort();
       expect(labelled, name).toEqual([...pids].sort());
     }
-    for (const sample of samplesOf(families, 'corral_worker_resident_memory_bytes')) expect(sample.value).toBeGreaterThan(1024 * 1024);
+    for (const name of memory) for (const sample of samplesOf(families, name)) expect(sample.value, name).toBeGreaterThan(1024 * 1024);
+    // USS ≤ PSS ≤ RSS for each worker: unique pages are in all three, shared ones in part or in full.
+    for (const pid of pids) {
+      const [rss, uss, pss] = memory.map((name) => samplesOf(families, name).find((sample) => Number(sample.labels.pid) === pid)!.value);
+      expect(uss).toBeLessThanOrEqual(pss!);
+      expect(pss).toBeLessThanOrEqual(rss!);
+    }
     for (const sample of samplesOf(families, 'corral_worker_cpu_seconds_total')) expect(sample.value).toBeGreaterThan(0);
     expect(families.get('corral_worker_boot_seconds')?.type).toBe('histogram');
     expect(samplesOf(families, 'corral_worker_boot_seconds_count')[0]?.value).toBe(2);
@@ -133,7 +140,7 @@ describe('metrics', () => {
     ]);
     const pids = (await corral.waitForReadyWorkers(2)).sort();
     const families = await scrape(metricsPort);
-    for (const name of ['corral_worker_resident_memory_bytes', 'corral_worker_cpu_seconds_total']) {
+    for (const name of ['corral_worker_resident_memory_bytes', 'corral_worker_unique_memory_bytes', 'corral_worker_proportional_memory_bytes', 'corral_worker_cpu_seconds_total']) {
       expect(samplesOf(families, name).map((sample) => Number(sample.labels.pid)).sort(), name).toEqual(pids);
     }
     for (const sample of samplesOf(families, 'corral_worker_resident_memory_bytes')) expect(sample.value).toBeGreaterThan(1024 * 1024);
@@ -141,6 +148,8 @@ describe('metrics', () => {
     expect(status.workers.map((worker) => worker.pid).sort()).toEqual(pids);
     for (const worker of status.workers) {
       expect(worker.rssBytes).toBeGreaterThan(1024 * 1024);
+      expect(worker.ussBytes).toBeGreaterThan(1024 * 1024);
+      expect(worker.pssBytes).toBeGreaterThan(1024 * 1024);
       expect(worker.cpuPercent).not.toBeNull();
     }
   });
@@ -229,16 +238,16 @@ describe('control socket', () => {
     expect(table.code).toBe(0);
     const lines = table.stdout.trim().split('\n');
     expect(lines[0]).toContain(`master pid ${corral.pid}`);
-    expect(lines[1]!.split(/\s{2,}/)).toEqual(['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'RSS', 'RESTARTS']);
+    expect(lines[1]!.split(/\s{2,}/)).toEqual(['SLOT', 'PID', 'STATE', 'AGE', 'REQUESTS', 'CPU %', 'USS', 'PSS', 'RESTARTS']);
     const rows = lines.slice(2).map((line) => line.trim().split(/\s+/));
     expect(rows.map((row) => Number(row[1])).sort()).toEqual([...pids].sort());
     expect(rows.map((row) => row[2])).toEqual(['ready', 'ready']);
 
-    // CPU and RSS come from the resource sampler; wait for its first round.
+    // CPU and memory come from the resource sampler; wait for its first round.
     const status = await waitFor(
       async () => {
         const current = await statusJson(['--control-socket', socketPath]);
-        return current.workers.every((worker) => worker.rssBytes !== null) ? current : undefined;
+        return current.workers.every((worker) => worker.ussBytes !== null) ? current : undefined;
       },
       20_000,
       'resource samples in corral status',
@@ -249,6 +258,9 @@ describe('control socket', () => {
     expect(status.workers.map((worker) => worker.slot)).toEqual([1, 2]);
     for (const worker of status.workers) {
       expect(worker.rssBytes).toBeGreaterThan(1024 * 1024);
+      expect(worker.ussBytes).toBeGreaterThan(1024 * 1024);
+      expect(worker.ussBytes).toBeLessThanOrEqual(worker.pssBytes!);
+      expect(worker.pssBytes).toBeLessThanOrEqual(worker.rssBytes!);
       expect(worker.cpuPercent).toBeTypeOf('number');
       expect(worker.restarts).toBe(0);
     }

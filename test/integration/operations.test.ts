@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, groupMembers, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor, type Corral } from '../helpers/corral.js';
+import { freePort, get, groupMembers, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
 
 afterEach(() => killAllCorrals());
@@ -82,6 +82,28 @@ describe('rolling restart (SIGHUP)', () => {
     await waitFor(() => corral.find((r) => r.msg === 'rolling restart complete').length === 2, 30_000, 'two restarts');
     expect(corral.find((r) => r.msg === 'rolling restart: starting a new generation')).toHaveLength(2);
   });
+
+  it('is complete once the old worker has finished its slow request and exited, not when it is told to drain', async () => {
+    const port = await freePort();
+    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const [old] = await corral.waitForReadyWorkers(1);
+    const slow = get({ port }, '/sleep?s=6', 30_000);
+    await corral.waitForLog((r) => r.msg === '/sleep started');
+    corral.signal('SIGHUP');
+    const complete = await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
+    // The old worker finished the request it had when the drain began.
+    const reply = await slow;
+    expect(reply.status).toBe(200);
+    expect(Number(reply.body)).toBe(old);
+    const exited = await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === old, 10_000, 'the old worker to exit');
+    expect(exited).toMatchObject({ reason: 'restart', code: 0 });
+    const at = (record: LogRecord | undefined) => (record ? corral.records.indexOf(record) : -1);
+    expect(at(exited)).toBeLessThan(at(complete));
+    // The drain began once the new worker served, and is logged as such.
+    const serving = corral.find((r) => r.msg === 'rolling restart: the new generation serves; the old workers drain')[0];
+    expect(at(serving)).toBeGreaterThanOrEqual(0);
+    expect(at(serving)).toBeLessThan(at(exited));
+  });
 });
 
 describe('long-lived responses', () => {
@@ -97,11 +119,12 @@ describe('long-lived responses', () => {
     request.on('error', () => (streamEnded = true));
     await corral.waitForLog((r) => r.msg === '/stream started');
     corral.signal('SIGHUP');
-    await corral.waitForLog((r) => r.msg === 'rolling restart complete');
+    await corral.waitForLog((r) => r.msg === 'rolling restart: the new generation serves; the old workers drain', 20_000);
     const drainStarted = Date.now();
     // The bound: --graceful-timeout (2 s) plus the master's 0.5 s backstop, with slack for a busy machine.
     await waitFor(() => !isAlive(old!), 5_000, 'the old worker to exit despite the open stream');
     expect(Date.now() - drainStarted).toBeLessThan(5_000);
+    await corral.waitForLog((r) => r.msg === 'rolling restart complete', 5_000, 'the restart to complete once the old worker is gone');
     await waitFor(() => streamEnded, 2_000, 'the stream to end');
     expect((await get({ port })).status).toBe(200);
   });

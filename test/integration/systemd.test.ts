@@ -119,6 +119,32 @@ describe('sd_notify', () => {
     expect(notify.states()).toEqual(['READY=1', 'RELOADING=1', 'READY=1', 'STOPPING=1']);
   });
 
+  it('sends READY=1 after a HUP only once the old workers have exited', async () => {
+    const notify = new NotifySocket(tmpDir());
+    await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
+    const port = await freePort();
+    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+      env: { NOTIFY_SOCKET: notify.path },
+    });
+    await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
+    const old = await corral.waitForReadyWorkers(2);
+    // A slow request keeps one old worker draining after its replacement is ready.
+    const slow = get({ port }, '/sleep?s=6', 30_000);
+    await corral.waitForLog((r) => r.msg === '/sleep started');
+    corral.signal('SIGHUP');
+    const reloading = await notify.waitForMessage((m) => m.startsWith('RELOADING=1'), 'RELOADING=1');
+    const ready = await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1 after the reload', notify.received.indexOf(reloading) + 1);
+    expect((await slow).status).toBe(200);
+    // Each old worker's exit was logged before the master sent READY=1 (the record's time is taken
+    // when it is logged; the line itself may be written a moment later).
+    const exits = await waitFor(() => {
+      const records = corral.find((r) => r.msg === 'worker exited' && old.includes(r.pid as number));
+      return records.length === 2 ? records : undefined;
+    }, 5_000, 'the exit records of both old workers');
+    for (const record of exits) expect(record.time as number).toBeLessThanOrEqual(ready.receivedAt);
+    expect(notify.states()).toEqual(['READY=1', 'RELOADING=1', 'READY=1']);
+  });
+
   it('with --shutdown-delay, sends STOPPING=1 at TERM while the workers still serve', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');

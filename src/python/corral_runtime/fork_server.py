@@ -272,7 +272,8 @@ class ForkServer:
                 except ProcessLookupError:
                     pass
             return None
-        self.retiring = True
+        if kind == "retire":
+            self.retiring = True
         return None
 
     def fork(self, settings: dict[str, Any], token: str) -> ChildStart | None:

@@ -9,8 +9,8 @@ describe('corral status table', () => {
     workersWanted: 2,
     stopping: false,
     workers: [
-      { slot: 1, pid: 101, state: 'ready', generation: 1, startedAt: 0, ageSeconds: 3720, requests: 15321, connections: 2, cpuPercent: 3.25, rssBytes: 52_428_800, restarts: 0 },
-      { slot: 2, pid: 2345, state: 'booting', generation: 1, startedAt: 0, ageSeconds: 4, requests: 0, connections: 0, cpuPercent: null, rssBytes: null, restarts: 3 },
+      { slot: 1, pid: 101, state: 'ready', generation: 1, startedAt: 0, ageSeconds: 3720, requests: 15321, connections: 2, cpuPercent: 3.25, rssBytes: 262_144_000, ussBytes: 20_971_520, pssBytes: 52_428_800, sampledAt: 0, restarts: 0 },
+      { slot: 2, pid: 2345, state: 'booting', generation: 1, startedAt: 0, ageSeconds: 4, requests: 0, connections: 0, cpuPercent: null, rssBytes: null, ussBytes: null, pssBytes: null, sampledAt: null, restarts: 3 },
     ],
     forkServers: [],
   };
@@ -18,9 +18,9 @@ describe('corral status table', () => {
   it('has one row per worker under the header, numbers right-aligned', () => {
     const lines = formatStatusTable(report).split('\n');
     expect(lines[0]).toBe('corral 0.1.0, master pid 100, up 1h02m, 1 of 2 workers ready');
-    expect(lines[1]).toBe('SLOT   PID  STATE    AGE    REQUESTS  CPU %       RSS  RESTARTS');
-    expect(lines[2]).toBe('1      101  ready    1h02m     15321    3.3  50.0 MiB         0');
-    expect(lines[3]).toBe('2     2345  booting  4s            0      -         -         3');
+    expect(lines[1]).toBe('SLOT   PID  STATE    AGE    REQUESTS  CPU %       USS       PSS  RESTARTS');
+    expect(lines[2]).toBe('1      101  ready    1h02m     15321    3.3  20.0 MiB  50.0 MiB         0');
+    expect(lines[3]).toBe('2     2345  booting  4s            0      -         -         -         3');
     expect(lines).toHaveLength(4);
   });
 

@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Arbiter, type ArbiterSettings } from '../../../src/supervisor/arbiter.js';
-import { WorkerRecord, type StopMode, type StopReason } from '../../../src/worker/worker.js';
+import type { WorkerLauncher } from '../../../src/worker/launcher.js';
+import { WorkerRecord, type StopMode, type StopReason, type Worker, type WorkerSpawnSpec } from '../../../src/worker/worker.js';
 
 /** A worker the test drives by hand: it becomes ready or exits when told to. */
 class FakeWorker extends WorkerRecord {
@@ -35,6 +36,36 @@ class FakeWorker extends WorkerRecord {
   }
 }
 
+/** A launcher that starts workers with `launch` and records what the arbiter tells it of generations. */
+class FakeLauncher implements WorkerLauncher {
+  readonly calls: string[] = [];
+  /** When set, prepareGeneration returns this promise (a fork server starting). */
+  preparing: Promise<void> | undefined;
+
+  constructor(private readonly start: (spec: WorkerSpawnSpec) => Worker) {}
+
+  prepareGeneration(generation: number): Promise<void> | undefined {
+    this.calls.push(`prepare ${generation}`);
+    return this.preparing;
+  }
+
+  launch(spec: WorkerSpawnSpec): Worker {
+    this.calls.push(`launch ${spec.generation}`);
+    return this.start(spec);
+  }
+
+  retireGeneration(generation: number): void {
+    this.calls.push(`retire ${generation}`);
+  }
+
+  reconfigure(): void {}
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+const launcherOf = (start: (spec: WorkerSpawnSpec) => Worker) => new FakeLauncher(start);
+
 const log = pino({ level: 'silent' });
 const settings: ArbiterSettings = {
   workers: 2,
@@ -48,13 +79,14 @@ const settings: ArbiterSettings = {
 let spawned: FakeWorker[];
 function makeArbiter(overrides: Partial<ArbiterSettings> = {}) {
   spawned = [];
-  const arbiter = new Arbiter({ ...settings, ...overrides }, (spec) => {
+  const launcher = launcherOf((spec) => {
     const worker = new FakeWorker(spec);
     spawned.push(worker);
     return worker;
-  }, log);
+  });
+  const arbiter = new Arbiter({ ...settings, ...overrides }, launcher, log);
   const exitCode = arbiter.run();
-  return { arbiter, exitCode };
+  return { arbiter, exitCode, launcher };
 }
 const live = (arbiter: Arbiter) => arbiter.liveWorkers() as FakeWorker[];
 /** Lets queued promise callbacks (the operation queue) run. */
@@ -214,13 +246,13 @@ describe('Arbiter', () => {
 
   it('yields to the event loop between slow spawns, and spawns nothing once stopping', async () => {
     spawned = [];
-    const arbiter = new Arbiter({ ...settings, workers: 10 }, (spec) => {
+    const arbiter = new Arbiter({ ...settings, workers: 10 }, launcherOf((spec) => {
       // A spawn (fork and exec) that takes 30 ms of the master's time.
       vi.setSystemTime(Date.now() + 30);
       const worker = new FakeWorker(spec);
       spawned.push(worker);
       return worker;
-    }, log);
+    }), log);
     const exitCode = arbiter.run();
     expect(spawned).toHaveLength(1);
     await settle();
@@ -237,7 +269,9 @@ describe('Arbiter', () => {
     const [old1, old2] = spawned;
     old1!.becomeReady();
     old2!.becomeReady();
+    const serving = vi.fn();
     const ended = vi.fn();
+    arbiter.on('restart-serving', serving);
     arbiter.on('restart-end', ended);
     arbiter.requestRollingRestart('test');
     await settle();
@@ -252,10 +286,75 @@ describe('Arbiter', () => {
     spawned[3]!.becomeReady();
     await settle();
     expect(old2!.signals).toEqual(['graceful']);
-    expect(ended).toHaveBeenCalledWith('test', true, expect.any(Number));
+    expect(serving).toHaveBeenCalledWith('test');
     old1!.exit(0);
     old2!.exit(0);
     expect(spawned).toHaveLength(4);
+    await settle();
+    expect(ended).toHaveBeenCalledWith('test', true, expect.any(Number));
+  });
+
+  it('completes a restart once the old workers have exited, not when they are told to drain', async () => {
+    const { arbiter } = makeArbiter({ workers: 2, maxSurge: 1 });
+    const [old1, old2] = spawned;
+    old1!.becomeReady();
+    old2!.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    spawned[2]!.becomeReady();
+    await settle();
+    spawned[3]!.becomeReady();
+    await settle();
+    expect([old1!.signals, old2!.signals]).toEqual([['graceful'], ['graceful']]);
+    // A slow request holds the old workers: the restart is not over while they run the old code.
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(ended).not.toHaveBeenCalled();
+    old2!.exit(0);
+    await settle();
+    expect(ended).not.toHaveBeenCalled();
+    old1!.exit(0);
+    await settle();
+    expect(ended).toHaveBeenCalledOnce();
+    expect(ended).toHaveBeenCalledWith('test', true, 5);
+  });
+
+  it('queues a HUP that arrives while the old workers drain, and starts it once they have exited', async () => {
+    const { arbiter } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    await settle();
+    const events: string[] = [];
+    arbiter.on('restart-begin', (reason) => events.push(`begin ${reason}`));
+    arbiter.on('restart-end', (reason) => events.push(`end ${reason}`));
+    arbiter.requestRollingRestart('a');
+    await settle();
+    spawned[1]!.becomeReady();
+    await settle();
+    expect(spawned[0]!.signals).toEqual(['graceful']);
+    arbiter.requestRollingRestart('b');
+    await settle();
+    expect(spawned).toHaveLength(2);
+    expect(events).toEqual(['begin a']);
+    spawned[0]!.exit(0);
+    await settle();
+    expect(events).toEqual(['begin a', 'end a', 'begin b']);
+    expect(spawned[2]).toMatchObject({ slot: 1, generation: 3, role: 'replacement' });
+  });
+
+  it('ends no restart whose drain a stop overtakes', async () => {
+    const { arbiter, exitCode } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    const ended = vi.fn();
+    arbiter.on('restart-end', ended);
+    arbiter.requestRollingRestart('test');
+    await settle();
+    spawned[1]!.becomeReady();
+    await settle();
+    arbiter.stop('graceful');
+    for (const worker of spawned) worker.exit(0);
+    await expect(exitCode).resolves.toBe(0);
+    expect(ended).not.toHaveBeenCalled();
   });
 
   it('aborts a restart whose new worker fails to boot, keeping the old generation', async () => {
@@ -288,6 +387,9 @@ describe('Arbiter', () => {
     arbiter.requestRollingRestart('c');
     await settle();
     spawned[1]!.becomeReady();
+    await settle();
+    // Restart a is over once its old worker has drained; b starts then.
+    spawned[0]!.exit(0);
     await settle();
     spawned[2]!.becomeReady();
     await settle();
@@ -357,11 +459,11 @@ describe('Arbiter', () => {
   it('a worker that cannot be spawned, even at first start, is retried with the slot backoff and never halts corral', async () => {
     let failures = 2;
     const attempts: string[] = [];
-    const arbiter = new Arbiter({ ...settings, workers: 1 }, (spec) => {
+    const arbiter = new Arbiter({ ...settings, workers: 1 }, launcherOf((spec) => {
       attempts.push(spec.role);
       if (failures-- > 0) throw Object.assign(new Error('spawn python EAGAIN'), { code: 'EAGAIN' });
       return new FakeWorker(spec);
-    }, log);
+    }), log);
     const exits: string[] = [];
     arbiter.on('worker-exit', (worker) => exits.push(worker.bootError?.message ?? ''));
     void arbiter.run();
@@ -435,5 +537,44 @@ describe('Arbiter shutdown delay (--shutdown-delay)', () => {
     spawned[0]!.becomeReady();
     handOver.arbiter.stop('graceful', { delay: false });
     expect(spawned[0]!.signals).toEqual(['graceful']);
+  });
+});
+
+describe('Arbiter and its worker launcher', () => {
+  it('prepares each generation before its first worker, and retires the old one once its last worker has exited', async () => {
+    const { arbiter, launcher } = makeArbiter({ workers: 2, maxSurge: 2 });
+    expect(launcher.calls).toEqual(['prepare 1', 'launch 1', 'launch 1']);
+    const [old1, old2] = spawned;
+    old1!.becomeReady();
+    old2!.becomeReady();
+    arbiter.requestRollingRestart('test');
+    await settle();
+    expect(launcher.calls.slice(3)).toEqual(['prepare 2', 'launch 2', 'launch 2']);
+    spawned[2]!.becomeReady();
+    spawned[3]!.becomeReady();
+    await settle();
+    expect(old1!.signals).toEqual(['graceful']);
+    old1!.exit(0);
+    expect(launcher.calls).not.toContain('retire 1');
+    old2!.exit(0);
+    expect(launcher.calls.slice(6)).toEqual(['retire 1']);
+  });
+
+  it('launches a new generation only once it is prepared; a respawn meanwhile belongs to the current one', async () => {
+    const { arbiter, launcher } = makeArbiter({ workers: 1 });
+    spawned[0]!.becomeReady();
+    vi.advanceTimersByTime(20_000);
+    let prepared = () => undefined as void;
+    launcher.preparing = new Promise<void>((resolve) => (prepared = resolve));
+    arbiter.requestRollingRestart('test');
+    await settle();
+    expect(launcher.calls.slice(2)).toEqual(['prepare 2']);
+    spawned[0]!.exit(null, 'SIGKILL');
+    expect(spawned[1]).toMatchObject({ generation: 1, role: 'respawn' });
+    spawned[1]!.becomeReady();
+    prepared();
+    await settle();
+    expect(spawned[2]).toMatchObject({ generation: 2, role: 'replacement' });
+    expect(launcher.calls.slice(2)).toEqual(['prepare 2', 'launch 1', 'launch 2']);
   });
 });

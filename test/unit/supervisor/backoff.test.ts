@@ -25,4 +25,14 @@ describe('RespawnBackoff', () => {
     expect(backoff.delayAfterDeath(10_000)).toBe(0);
     expect(backoff.delayAfterDeath(100)).toBe(500);
   });
+
+  it('tells the next delay without recording a death', () => {
+    const backoff = new RespawnBackoff(options);
+    backoff.delayAfterDeath(100);
+    expect(backoff.nextDelay(100)).toBe(500);
+    expect(backoff.nextDelay(100)).toBe(500);
+    expect(backoff.nextDelay(10_000)).toBe(0);
+    expect(backoff.consecutiveQuickDeaths).toBe(1);
+    expect(backoff.delayAfterDeath(100)).toBe(500);
+  });
 });
