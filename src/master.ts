@@ -248,7 +248,7 @@ export class Master {
       this.parts.output,
       () => this.reload('control'),
       this.recycler,
-      forking && (() => forking.status()),
+      forking,
     );
   }
 

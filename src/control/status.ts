@@ -122,7 +122,8 @@ export function formatStatusTable(report: StatusReport): string {
   const servers = (report.forkServers ?? []).map(
     (server) =>
       `fork server of generation ${server.generation}: pid ${server.pid ?? '-'}, ${server.state}, ${server.workers} worker${server.workers === 1 ? '' : 's'}` +
-      (server.preloaded === null ? '' : `, ${server.preloaded} modules preloaded in ${server.preloadSeconds} s`),
+      (server.preloaded === null ? '' : `, ${server.preloaded} modules preloaded in ${server.preloadSeconds} s`) +
+      (server.pssBytes === null ? '' : `, PSS ${formatBytes(server.pssBytes)}`),
   );
   return [summary, line(header), ...rows.map(line), ...servers].join('\n');
 }

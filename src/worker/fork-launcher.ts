@@ -7,6 +7,7 @@ import { ForkedWorker } from './forked-worker.js';
 import type { WorkerLauncher } from './launcher.js';
 import type { ForkServerOutput } from './output.js';
 import { WORKER_ENTRY } from './python.js';
+import { readMemory, type MemoryFigures } from './resources.js';
 import { workerEnvironment, workerSettings } from './worker-config.js';
 import type { BootError, Worker, WorkerSpawnSpec, WorkerStream } from './worker.js';
 
@@ -42,6 +43,17 @@ export interface ForkServerStatus {
   /** Modules imported before forking (null until ready). */
   preloaded: number | null;
   preloadSeconds: number | null;
+  /** Its own memory from /proc/PID/smaps_rollup at the latest sample (null before one): its PSS is its share of the pages its workers use with it. */
+  pssBytes: number | null;
+  ussBytes: number | null;
+  rssBytes: number | null;
+}
+
+/** What `corral status` and the metrics read of the fork servers. */
+export interface ForkServerSource {
+  status(): ForkServerStatus[];
+  /** Samples each live fork server's memory (at most once per call), for the next status(). */
+  sample(): Promise<void>;
 }
 
 /** One fork server and the requests it owes an answer to. */
@@ -52,6 +64,7 @@ class ServerHandle {
   readonly children = new Map<number, ForkedWorker>();
   bootError: BootError | undefined;
   closing = false;
+  memory: MemoryFigures | undefined;
 
   constructor(readonly server: ForkServer) {}
 }
@@ -86,11 +99,13 @@ let forkedWorkers = 0;
  * whose fork server runs threads, or whose fork servers die before they are ready, is spawned the old
  * way instead, with one warning.
  */
-export class ForkServerLauncher implements WorkerLauncher {
+export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
   private readonly generations = new Map<number, Generation>();
   /** Each waiting worker's fork request: its settings, and how to spawn it instead. */
   private readonly requests = new WeakMap<ForkedWorker, { settings: Record<string, unknown>; spawn: (spec: WorkerSpawnSpec) => Worker }>();
   private closed = false;
+  private sampling: Promise<void> | undefined;
+  private readonly sampleTimer: NodeJS.Timeout;
   private config: CorralConfig;
   private settings: Record<string, unknown>;
 
@@ -100,6 +115,9 @@ export class ForkServerLauncher implements WorkerLauncher {
   ) {
     this.config = options.config;
     this.settings = workerSettings(options.config);
+    // As the workers are sampled (--memory-check-interval), so `corral status` has a recent figure.
+    this.sampleTimer = setInterval(() => void this.sample(), Math.max(1, options.config.memoryCheckInterval) * 1000);
+    this.sampleTimer.unref();
   }
 
   /** Opens the channel socket forked workers connect back to. */
@@ -181,14 +199,27 @@ export class ForkServerLauncher implements WorkerLauncher {
         startedAt: server.startedAt,
         preloaded: server.info?.preloaded ?? null,
         preloadSeconds: server.info?.seconds ?? null,
+        pssBytes: handle.memory?.pss ?? null,
+        ussBytes: handle.memory?.uss ?? null,
+        rssBytes: handle.memory?.rss ?? null,
       });
     }
     return rows;
   }
 
-  /** The pids of the live fork servers (for a crash handler and for tests of what is left). */
-  pids(): number[] {
-    return this.status().flatMap((row) => (row.pid === null ? [] : [row.pid]));
+  sample(): Promise<void> {
+    this.sampling ??= (async () => {
+      const handles = [...this.generations.values()].flatMap((generation) => (generation.handle?.server.alive ? [generation.handle] : []));
+      await Promise.all(
+        handles.map(async (handle) => {
+          const pid = handle.server.pid;
+          if (pid === undefined) return;
+          const read = await readMemory(pid);
+          if (typeof read === 'object' && !('unreadable' in read)) handle.memory = read;
+        }),
+      );
+    })().finally(() => (this.sampling = undefined));
+    return this.sampling;
   }
 
   /** For a crash handler: the channel socket's directory goes; the fork servers die with the master. */
@@ -200,6 +231,7 @@ export class ForkServerLauncher implements WorkerLauncher {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.sampleTimer);
     try {
       await this.stopServers();
     } finally {
@@ -321,6 +353,7 @@ export class ForkServerLauncher implements WorkerLauncher {
       { forkServer: generation.number, pid: handle.server.pid, modules: info.modules, preloaded: info.preloaded, seconds: info.seconds },
       'fork server ready',
     );
+    void this.sample();
     if (info.threads.length > 0) this.refuseForking(generation, handle, info.threads);
     else this.pump(generation, handle);
   }

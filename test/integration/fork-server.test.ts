@@ -169,9 +169,24 @@ describe('the fork server (the default start method)', () => {
     expect(result.code).toBe(0);
     const status = JSON.parse(result.stdout) as { workers: { pid: number }[]; forkServers: { pid: number; generation: number; state: string; workers: number }[] };
     expect(status.workers.map((worker) => worker.pid).sort()).toEqual([...pids].sort());
-    expect(status.forkServers).toEqual([expect.objectContaining({ pid: forkServers(corral)[0], generation: 1, state: 'ready', workers: 2 })]);
+    expect(status.forkServers).toEqual([
+      expect.objectContaining({ pid: forkServers(corral)[0], generation: 1, state: 'ready', workers: 2, pssBytes: expect.any(Number), ussBytes: expect.any(Number) }),
+    ]);
     const table = await runCorralCommand(['status', '--control-socket', socket]);
     expect(table.stdout).toContain(`fork server of generation 1: pid ${forkServers(corral)[0]}, ready, 2 workers`);
+  });
+
+  it('/metrics has each fork server\'s memory, and the workers\' rows as before', async () => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const corral = startCorral(['-w', '2', '--metrics-bind', `127.0.0.1:${metricsPort}`, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const pids = await corral.waitForReadyWorkers(2);
+    const [server] = forkServers(corral);
+    const text = (await get({ port: metricsPort }, '/metrics')).body;
+    for (const kind of ['pss', 'uss', 'rss']) {
+      expect(text).toMatch(new RegExp(`^corral_fork_server_memory_bytes\\{generation="1",pid="${server}",kind="${kind}"\\} [1-9]\\d*$`, 'm'));
+    }
+    for (const pid of pids) expect(text).toMatch(new RegExp(`^corral_worker_unique_memory_bytes\\{worker="\\d+",pid="${pid}"\\} [1-9]\\d*$`, 'm'));
   });
 
   it('under the fd limit that stops a spawn, a killed worker is still replaced: a fork needs only the connections it freed', async () => {

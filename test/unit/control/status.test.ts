@@ -28,12 +28,12 @@ describe('corral status table', () => {
     const lines = formatStatusTable({
       ...report,
       forkServers: [
-        { generation: 1, pid: 99, state: 'retiring', workers: 1, startedAt: 0, preloaded: 40, preloadSeconds: 0.31 },
-        { generation: 2, pid: 98, state: 'starting', workers: 0, startedAt: 0, preloaded: null, preloadSeconds: null },
+        { generation: 1, pid: 99, state: 'retiring', workers: 1, startedAt: 0, preloaded: 40, preloadSeconds: 0.31, pssBytes: 20_971_520, ussBytes: 9_437_184, rssBytes: 41_943_040 },
+        { generation: 2, pid: 98, state: 'starting', workers: 0, startedAt: 0, preloaded: null, preloadSeconds: null, pssBytes: null, ussBytes: null, rssBytes: null },
       ],
     }).split('\n');
     expect(lines.slice(4)).toEqual([
-      'fork server of generation 1: pid 99, retiring, 1 worker, 40 modules preloaded in 0.31 s',
+      'fork server of generation 1: pid 99, retiring, 1 worker, 40 modules preloaded in 0.31 s, PSS 20.0 MiB',
       'fork server of generation 2: pid 98, starting, 0 workers',
     ]);
   });
