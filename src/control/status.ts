@@ -115,15 +115,16 @@ export function formatStatusTable(report: StatusReport): string {
       .join('  ')
       .trimEnd();
   const ready = report.workers.filter((worker) => worker.state === 'ready').length;
-  const summary =
-    `corral ${report.version}, master pid ${report.pid}, up ${formatAge(report.uptimeSeconds)}, ` +
-    `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}`;
+  // In the summary line, so every line under the header stays a worker's (scripts read the table so).
   // Absent from a report of an older corral (a client newer than its master).
   const servers = (report.forkServers ?? []).map(
     (server) =>
-      `fork server of generation ${server.generation}: pid ${server.pid ?? '-'}, ${server.state}, ${server.workers} worker${server.workers === 1 ? '' : 's'}` +
-      (server.preloaded === null ? '' : `, ${server.preloaded} modules preloaded in ${server.preloadSeconds} s`) +
-      (server.pssBytes === null ? '' : `, PSS ${formatBytes(server.pssBytes)}`),
+      `${server.pid ?? '-'} (generation ${server.generation}${server.state === 'ready' ? '' : `, ${server.state}`}` +
+      `${server.pssBytes === null ? '' : `, PSS ${formatBytes(server.pssBytes)}`})`,
   );
-  return [summary, line(header), ...rows.map(line), ...servers].join('\n');
+  const summary =
+    `corral ${report.version}, master pid ${report.pid}, up ${formatAge(report.uptimeSeconds)}, ` +
+    `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}` +
+    (servers.length > 0 ? `; fork server${servers.length === 1 ? '' : 's'} ${servers.join(', ')}` : '');
+  return [summary, line(header), ...rows.map(line)].join('\n');
 }

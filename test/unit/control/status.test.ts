@@ -24,7 +24,7 @@ describe('corral status table', () => {
     expect(lines).toHaveLength(4);
   });
 
-  it('ends with a line per fork server', () => {
+  it('names the fork servers in the summary line, leaving the table to the workers', () => {
     const lines = formatStatusTable({
       ...report,
       forkServers: [
@@ -32,10 +32,10 @@ describe('corral status table', () => {
         { generation: 2, pid: 98, state: 'starting', workers: 0, startedAt: 0, preloaded: null, preloadSeconds: null, pssBytes: null, ussBytes: null, rssBytes: null },
       ],
     }).split('\n');
-    expect(lines.slice(4)).toEqual([
-      'fork server of generation 1: pid 99, retiring, 1 worker, 40 modules preloaded in 0.31 s, PSS 20.0 MiB',
-      'fork server of generation 2: pid 98, starting, 0 workers',
-    ]);
+    expect(lines[0]).toBe(
+      'corral 0.1.0, master pid 100, up 1h02m, 1 of 2 workers ready; fork servers 99 (generation 1, retiring, PSS 20.0 MiB), 98 (generation 2, starting)',
+    );
+    expect(lines).toHaveLength(4);
   });
 
   it('formats ages with two units', () => {
