@@ -50,6 +50,10 @@ export class ChannelServer {
           resolve();
         });
       });
+      // Connecting takes write permission on the socket file: the workers' user's alone (the directory
+      // already keeps everyone else out).
+      fs.chmodSync(socketPath, 0o600);
+      if (owner) fs.chownSync(socketPath, owner.uid, owner.gid);
     } catch (error) {
       fs.rmSync(directory, { recursive: true, force: true });
       throw error;

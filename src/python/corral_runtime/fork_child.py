@@ -39,7 +39,9 @@ def connect_channels(path: str, token: str) -> None:
             connections.append((stream, connection))
             connection.connect(path)
             connection.sendall((json.dumps({"token": token, "stream": stream}) + "\n").encode())
-    except OSError:
+    except OSError as exc:
+        # Still the fork server's stderr: the master logs it as the fork server's (it may be gone, too).
+        print(f"corral: a forked worker cannot connect to the master's channel socket {path}: {exc}", file=sys.stderr)
         raise MasterGone() from None
     for stream, connection in connections:
         target = STREAM_FDS[stream]
