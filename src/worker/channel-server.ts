@@ -11,6 +11,44 @@ export type ChannelStream = (typeof CHANNEL_STREAMS)[number];
 /** Who waits for a token's connections. */
 export type ChannelClaim = (stream: ChannelStream, socket: net.Socket) => void;
 
+/** The channel socket's directory: `corral-workers-<master pid>-XXXXXX` in the temporary directory. */
+const DIRECTORY_PREFIX = 'corral-workers-';
+const SOCKET_NAME = 'workers.sock';
+
+/** Whether a pid names a live process (or one we may not signal: alive too). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the channel directories of masters that are gone (SIGKILL, a crash past its handler): each
+ * holds only its socket file. A pid reused by another process keeps its directory, harmlessly.
+ */
+export function removeStaleDirectories(tmp: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const match = new RegExp(`^${DIRECTORY_PREFIX}(\\d+)-`).exec(entry);
+    if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
+    const directory = path.join(tmp, entry);
+    try {
+      const contents = fs.readdirSync(directory);
+      if (contents.every((name) => name === SOCKET_NAME)) fs.rmSync(directory, { recursive: true, force: true });
+    } catch {
+      // Another user's, or gone meanwhile.
+    }
+  }
+}
+
 /** A hello line is short: a token and a stream name. */
 const HELLO_LIMIT = 512;
 /** A connection that has not said who it is by then is closed. */
@@ -33,9 +71,11 @@ export class ChannelServer {
     readonly path: string,
   ) {}
 
-  static async open(owner?: { uid: number; gid: number }): Promise<ChannelServer> {
-    const directory = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-'));
-    const socketPath = path.join(directory, 'workers.sock');
+  static async open(owner?: { uid: number; gid: number }, tmp = os.tmpdir()): Promise<ChannelServer> {
+    removeStaleDirectories(tmp);
+    // The master's pid in the name: a later master removes what a SIGKILLed one could not.
+    const directory = fs.mkdtempSync(path.join(tmp, `${DIRECTORY_PREFIX}${process.pid}-`));
+    const socketPath = path.join(directory, SOCKET_NAME);
     if (owner) fs.chownSync(directory, owner.uid, owner.gid);
     const server = net.createServer();
     const channels = new ChannelServer(server, directory, socketPath);
