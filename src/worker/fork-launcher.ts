@@ -168,7 +168,9 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
     if (generation.spawn) return this.options.spawn.launch(spec);
     const launch = this.start();
     const worker = markDeadOnExit(new ForkedWorker(spec, { gracefulTimeoutMs: launch.gracefulTimeoutMs, onOutput: this.options.onOutput }), launch.env, this.options.log);
-    const forget = this.channels.expect(worker.token, (stream, socket) => worker.attach(stream, socket));
+    const forget = this.channels.expect(worker.token, (stream, socket) => {
+      if (worker.attach(stream, socket) && worker.connected) forget();
+    });
     worker.once('exit', forget);
     const settings = { ...launch.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.channels.path, master_pid: process.pid };
     const request = { worker, settings, spawn: (fallback: WorkerSpawnSpec) => this.options.spawn.launch(fallback) };

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ChannelStream } from './channel-server.js';
 import type { ForkServer } from './fork-server.js';
-import { parseWorkerMessage } from './protocol.js';
+import { CHANNEL_STREAMS, parseWorkerMessage } from './protocol.js';
 import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
 import {
   spawnFailure,
@@ -56,6 +56,7 @@ export class ForkedWorker extends WorkerRecord {
   /** Set by the launcher: takes the request back while it waits for its fork server. */
   cancelRequest: (() => boolean) | undefined;
   private readonly sockets: net.Socket[] = [];
+  private readonly attached = new Set<ChannelStream>();
 
   constructor(
     spec: WorkerSpawnSpec,
@@ -122,12 +123,16 @@ export class ForkedWorker extends WorkerRecord {
     if (this.stopReason !== undefined) inner.stop(this.stopReason, this.pendingSignal === 'SIGKILL' ? 'kill' : 'quick');
   }
 
-  /** One of the child's connections, after its hello line. */
-  attach(stream: ChannelStream, socket: net.Socket): void {
-    if (this.state === 'exited') {
+  /**
+   * One of the child's connections, after its hello line; false when it is refused (the worker has
+   * exited, or that stream is connected already: one of each, from the child the fork request made).
+   */
+  attach(stream: ChannelStream, socket: net.Socket): boolean {
+    if (this.state === 'exited' || this.attached.has(stream)) {
       socket.destroy();
-      return;
+      return false;
     }
+    this.attached.add(stream);
     this.sockets.push(socket);
     socket.on('error', () => undefined);
     const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
@@ -149,6 +154,12 @@ export class ForkedWorker extends WorkerRecord {
         this.maybeFinish();
       });
     }
+    return true;
+  }
+
+  /** Every stream of the child is connected: its token opens nothing more. */
+  get connected(): boolean {
+    return this.attached.size === CHANNEL_STREAMS.length;
   }
 
   private readLines(stream: Readable, options: LineSplitterOptions): void {
