@@ -98,8 +98,9 @@ def run_at_import(tree: ast.Module) -> Iterator[ast.stmt]:
             if field == "handlers" and isinstance(children, list):
                 for handler in children:
                     pending.extend(handler.body)
-        if isinstance(node, ast.Match):
-            for case in node.cases:
+        match_statement = getattr(ast, "Match", None)  # Python 3.10+
+        if match_statement is not None and isinstance(node, match_statement):
+            for case in node.cases:  # type: ignore[attr-defined]
                 pending.extend(case.body)
 
 
