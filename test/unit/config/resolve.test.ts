@@ -3,22 +3,13 @@ import type { ConfigFileContents } from '../../../src/config/config-file.js';
 import { CorralError, UsageError } from '../../../src/exit-codes.js';
 import { parseCommandLine, preliminarySettings, type CorralConfig } from '../../../src/config/resolve.js';
 import type { WorkerClassResult } from '../../../src/config/worker-class.js';
+import { usageError } from '../../helpers/errors.js';
 
 function run(argv: string[], env: NodeJS.ProcessEnv = {}, file?: Partial<ConfigFileContents>): CorralConfig {
   const configFile = file ? { given: 'gunicorn.conf.py', path: '/srv/gunicorn.conf.py', settings: {}, functions: {}, unreadable: {}, ...file } : undefined;
   const parsed = parseCommandLine(argv, env, { configFile, cpuLimit: () => ({ cpus: 3, found: 'fake limit' }) });
   if (!('config' in parsed)) throw new Error(`expected a configuration, got ${parsed.kind}`);
   return parsed.config;
-}
-
-function usageError(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UsageError');
 }
 
 describe('values', () => {
