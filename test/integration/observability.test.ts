@@ -13,6 +13,7 @@ import {
   TEST_APPS,
   waitFor,
 } from '../helpers/corral.js';
+import { expectReadyInStatus, readyPids, statusJson } from '../helpers/control.js';
 import { parsePrometheusText, samplesOf, type Family } from '../helpers/prometheus.js';
 
 const temporaryDirs: string[] = [];
@@ -58,23 +59,6 @@ function listeningTcpSockets(pid: number): string[] {
     }
   }
   return listening;
-}
-
-interface StatusJson {
-  pid: number;
-  workersWanted: number;
-  workers: { slot: number; pid: number; state: string; requests: number; cpuPercent: number | null; rssBytes: number | null; restarts: number }[];
-}
-
-async function statusJson(target: string[]): Promise<StatusJson> {
-  const result = await runCorralCommand(['status', '--json', ...target]);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as StatusJson;
-}
-
-function readyPids(status: StatusJson): number[] {
-  return status.workers.filter((worker) => worker.state === 'ready').map((worker) => worker.pid).sort();
 }
 
 describe('metrics', () => {
@@ -137,7 +121,7 @@ describe('metrics', () => {
       expect(samplesOf(families, name).map((sample) => Number(sample.labels.pid)).sort(), name).toEqual(pids);
     }
     for (const sample of samplesOf(families, 'corral_worker_resident_memory_bytes')) expect(sample.value).toBeGreaterThan(1024 * 1024);
-    const status = await statusJson(['--control-socket', socketPath]);
+    const status = await statusJson(socketPath);
     expect(status.workers.map((worker) => worker.pid).sort()).toEqual(pids);
     for (const worker of status.workers) {
       expect(worker.rssBytes).toBeGreaterThan(1024 * 1024);
@@ -196,7 +180,7 @@ describe('health endpoints', () => {
     expect(corral.find((r) => r.msg === 'worker ready')).toEqual([]);
 
     fs.writeFileSync(startFile, '');
-    await waitFor(async () => (await get({ port: metricsPort }, '/readyz')).status === 200, 15_000, '/readyz to turn 200');
+    await expect.poll(async () => (await get({ port: metricsPort }, '/readyz')).status, { timeout: 15_000, message: '/readyz once the worker is ready' }).toBe(200);
     expect((await get({ port: metricsPort }, '/healthz')).status).toBe(200);
 
     let slowDone = false;
@@ -237,7 +221,7 @@ describe('control socket', () => {
     // CPU and RSS come from the resource sampler; wait for its first round.
     const status = await waitFor(
       async () => {
-        const current = await statusJson(['--control-socket', socketPath]);
+        const current = await statusJson(socketPath);
         return current.workers.every((worker) => worker.rssBytes !== null) ? current : undefined;
       },
       20_000,
@@ -268,28 +252,14 @@ describe('control socket', () => {
 
     const scaled = await runCorralCommand(['scale', '3', ...target]);
     expect(scaled.code).toBe(0);
-    const three = await waitFor(
-      async () => {
-        const status = await statusJson(target);
-        return status.workers.length === 3 && readyPids(status).length === 3 ? status : undefined;
-      },
-      30_000,
-      'three ready workers after corral scale 3',
-    );
+    const three = await expectReadyInStatus(socketPath, 3, 30_000);
     expect(three.workersWanted).toBe(3);
     expect(corral.readyWorkerPids().sort()).toEqual(readyPids(three));
 
     const reloaded = await runCorralCommand(['reload', ...target]);
     expect(reloaded.code).toBe(0);
     await corral.waitForLog((r) => r.msg === 'rolling restart complete', 40_000);
-    const after = await waitFor(
-      async () => {
-        const status = await statusJson(target);
-        return status.workers.length === 3 && readyPids(status).length === 3 ? status : undefined;
-      },
-      20_000,
-      'three ready workers after corral reload',
-    );
+    const after = await expectReadyInStatus(socketPath, 3, 20_000);
     expect(readyPids(after).filter((pid) => readyPids(three).includes(pid))).toEqual([]);
 
     const stopped = await runCorralCommand(['stop', ...target]);
@@ -326,7 +296,7 @@ describe('control socket', () => {
     for (const reply of replies) expect(reply.error).toBeTypeOf('string');
     expect(replies[2]!.error).toContain('explode');
 
-    const status = await statusJson(['--control-socket', socketPath]);
+    const status = await statusJson(socketPath);
     expect(status.workersWanted).toBe(1);
     expect(readyPids(status)).toEqual(before);
     expect(corral.find((r) => r.msg === 'scaling up' || r.msg === 'stopping gracefully' || r.msg === 'stopping')).toEqual([]);
@@ -347,7 +317,7 @@ describe('control socket', () => {
     expect(fs.existsSync(socketPath)).toBe(true);
     const third = startCorral(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
     const [pid] = await third.waitForReadyWorkers(1);
-    expect(readyPids(await statusJson(['--control-socket', socketPath]))).toEqual([pid]);
+    expect(readyPids(await statusJson(socketPath))).toEqual([pid]);
   });
 
   it('client errors: no corral named is exit 2, a bad count is exit 2, no corral running is exit 1', async () => {
@@ -415,7 +385,7 @@ describe('log stream', () => {
     await waitFor(() => corral.stderr.includes('"msg":"worker ready"'), 20_000, 'a ready worker on stderr');
     await get({ port }, '/print?text=split-streams');
     await corral.waitForLog((r) => r.name === 'corral.access' && r.path === '/print?text=split-streams');
-    await waitFor(() => corral.stderr.includes('"msg":"split-streams"'), 10_000, 'the print on stderr');
+    await expect.poll(() => corral.stderr, { timeout: 10_000, message: 'the print on stderr' }).toContain('"msg":"split-streams"');
     expect(corral.records.length).toBeGreaterThan(0);
     expect(corral.records.every((r) => r.name === 'corral.access')).toBe(true);
     expect(corral.stderr).not.toContain('corral.access');
@@ -439,10 +409,11 @@ describe('log stream', () => {
     fs.renameSync(accessLog, `${accessLog}.1`);
     fs.renameSync(errorLog, `${errorLog}.1`);
     corral.signal('SIGUSR1');
-    await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'log files reopened'), 10_000, 'a new error log after USR1');
+    const messagesIn = (file: string) => readRecords(file).map((r) => r.msg);
+    await expect.poll(() => messagesIn(errorLog), { timeout: 10_000, message: 'a new error log after USR1' }).toContain('log files reopened');
     await get({ port }, '/print?text=after-rotation');
-    await waitFor(() => readRecords(accessLog).some((r) => r.path === '/print?text=after-rotation'), 10_000, 'a new access log after USR1');
-    await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'after-rotation'), 10_000, 'the print in the new error log');
+    await expect.poll(() => readRecords(accessLog).map((r) => r.path), { timeout: 10_000, message: 'a new access log after USR1' }).toContain('/print?text=after-rotation');
+    await expect.poll(() => messagesIn(errorLog), { timeout: 10_000, message: 'the print in the new error log' }).toContain('after-rotation');
     expect(readRecords(`${accessLog}.1`).some((r) => r.path === '/print?text=after-rotation')).toBe(false);
     expect(readRecords(`${accessLog}.1`).some((r) => r.path === '/print?text=before-rotation')).toBe(true);
   });

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Corral, freePort, get, groupMembers, isAlive, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { Corral, freePort, get, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { expectExited, expectGroupGone } from '../helpers/process-group.js';
 
 const SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate';
 const RECEIVER = path.join(ROOT, 'test', 'helpers', 'notify_receiver.py');
@@ -171,8 +172,9 @@ describe('sd_notify', () => {
     const helper = childrenOf(corral.pid).find((pid) => cmdline(pid).includes('corral_notify.py'));
     expect(helper).toBeTypeOf('number');
     process.kill(corral.pid, 'SIGKILL');
-    await waitFor(() => !isAlive(helper!), 10_000, 'the notify helper to exit after the master was killed');
-    await waitFor(async () => (await groupMembers(corral.pid)).length === 0, 10_000, 'no process of the group left');
+    await corral.waitForExit();
+    await expectExited([helper!], 10_000, 'the notify helper alive after the master was killed');
+    await expectGroupGone(corral.pid);
   });
 });
 
