@@ -116,7 +116,13 @@ describe('SIGHUP', () => {
     writeConf('two');
     corral.signal('SIGHUP');
     const fresh = await waitFor(() => corral.readyWorkerPids().find((pid) => pid !== old), 20_000, 'a worker of the new generation');
-    await corral.waitForLog((record) => message(record) === `config two in ${fresh}`);
+    await corral.waitForLog((record) => record.pid === fresh && message(record).startsWith('config '), 15_000, 'the new worker\'s post_worker_init');
+    // Each worker ran its generation's hook once, and only that one.
+    const ran = corral.find((record) => message(record).startsWith('config '));
+    expect(ran.map((record) => [message(record), record.pid, record.name])).toEqual([
+      [`config one in ${old}`, old, 'corral.hooks'],
+      [`config two in ${fresh}`, fresh, 'corral.hooks'],
+    ]);
   });
 });
 
