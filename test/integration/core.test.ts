@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, get, groupMembers, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { aliveAfter } from '../helpers/process-group.js';
 
 afterEach(() => killAllCorrals());
 
@@ -156,10 +157,14 @@ describe('stopping', () => {
     const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
     const pids = await corral.waitForReadyWorkers(2);
     process.kill(corral.pid, 'SIGKILL');
-    await corral.waitForExit(5_000);
-    const killedAt = Date.now();
-    await waitFor(() => pids.every((pid) => !isAlive(pid)), 1_000, 'every worker to exit within 1 s of the master');
-    expect(Date.now() - killedAt).toBeLessThanOrEqual(1_000);
+    // The requirement is 1 s from the master's death. The test sees the death as the master's exit
+    // event, a moment after it (a few ms idle, more on a loaded machine): measured from there, the bound
+    // is looser than 1 s by that moment, never tighter. aliveAfter blames only a worker that a look
+    // begun 1 s or more after the event still finds alive, so a late look cannot fail a worker that
+    // died in time. (The workers die by PR_SET_PDEATHSIG in milliseconds; the 1 s is the requirement.)
+    expect(await corral.waitForExit()).toBeNull();
+    expect(corral.exitSignal).toBe('SIGKILL');
+    expect(await aliveAfter(pids, performance.now() + 1_000), 'workers alive 1 s after the master\'s exit').toEqual([]);
   });
 });
 
