@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
 import { canUnsharePid, namespaceInit, PID_NAMESPACE_WRAPPER } from '../helpers/pid-namespace.js';
+import { expectExited } from '../helpers/process-group.js';
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -99,7 +100,7 @@ describe('USR2: upgrading the master', () => {
     expect(readPid(pidFile)).toBe(newMaster);
     expect(fs.existsSync(`${pidFile}.2`)).toBe(false);
     expect(isAlive(newMaster)).toBe(true);
-    for (const pid of oldWorkers) await waitFor(() => !isAlive(pid), 10_000, `old worker ${pid} to exit`);
+    await expectExited(oldWorkers, 10_000, 'old workers alive after the old master exited');
 
     // The new master's workers serve, on both sockets (the unix socket file was not removed).
     const newWorkers = corral.readyWorkerPids().filter((pid) => !oldWorkers.includes(pid));
@@ -115,7 +116,7 @@ describe('USR2: upgrading the master', () => {
 
     // The new master stops as any master does, and cleans up after itself.
     process.kill(newMaster, 'SIGTERM');
-    await waitFor(() => !isAlive(newMaster), 30_000, 'the new master to stop');
+    await expectExited([newMaster], 30_000, 'the new master alive after its TERM');
     expect(fs.existsSync(pidFile)).toBe(false);
     expect(fs.existsSync(socketPath)).toBe(false);
   });
@@ -138,7 +139,10 @@ describe('USR2: upgrading the master', () => {
     expect(reply).toMatchObject({ status: 200, body: String(worker) });
     // A later USR2 is accepted again.
     corral.signal('SIGUSR2');
-    await waitFor(() => corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade failed')).length === 2, 30_000, 'the second attempt to fail too');
+    const failures = () => corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade failed'));
+    await waitFor(() => failures().length === 2, 30_000, 'the second attempt to end');
+    expect(failures()[1]).toMatchObject({ code: 4 });
+    expect(readPid(pidFile)).toBe(corral.pid);
     corral.signal('SIGTERM');
     expect(await corral.waitForExit()).toBe(0);
   });
