@@ -3,16 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  freePort,
-  get,
-  killAllCorrals,
-  readRecords,
-  runCorralCommand,
-  startCorral,
-  TEST_APPS,
-  waitFor,
-} from '../helpers/corral.js';
+import { freePort, get, killAllCorrals, readRecords, runCorralCommand, startApp, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
 import { expectReadyInStatus, readyPids, statusJson } from '../helpers/control.js';
 import { parsePrometheusText, samplesOf, type Family } from '../helpers/prometheus.js';
 
@@ -63,9 +54,8 @@ function listeningTcpSockets(pid: number): string[] {
 
 describe('metrics', () => {
   it('serves every metric family in Prometheus text, all prefixed corral_, with live worker figures', async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--memory-check-interval', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
     const pids = await corral.waitForReadyWorkers(2);
     for (let request = 0; request < 6; request += 1) expect((await get({ port })).status).toBe(200);
 
@@ -130,12 +120,11 @@ describe('metrics', () => {
   });
 
   it('counts a crashed worker as a restart and a HUP as a reload with its duration', async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
     const [first] = await corral.waitForReadyWorkers(1);
     process.kill(first!, 'SIGKILL');
-    await waitFor(() => corral.readyWorkerPids().some((pid) => pid !== first), 15_000, 'the respawned worker');
+    await corral.waitForReplacement(first!, 1);
     corral.signal('SIGHUP');
     await corral.waitForLog((r) => r.msg === 'rolling restart complete');
     const families = await scrape(metricsPort);
@@ -147,8 +136,7 @@ describe('metrics', () => {
   });
 
   it('is off by default: the master listens on no port but the app bind', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1']);
     await corral.waitForReadyWorkers(1);
     expect(listeningTcpSockets(corral.pid)).toHaveLength(1);
     expect(corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('metrics'))).toEqual([]);
@@ -201,8 +189,7 @@ describe('control socket', () => {
   it('corral status lists every live worker as a table and as JSON; the socket is 0600 next to the pid file', async () => {
     const dir = tempDir();
     const pidFile = path.join(dir, 'corral.pid');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--pid', pidFile, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--memory-check-interval', '1', '--pid', pidFile]);
     const pids = await corral.waitForReadyWorkers(2);
     const socketPath = path.join(dir, 'corral.control.sock');
     expect(fs.statSync(socketPath).isSocket()).toBe(true);
@@ -246,8 +233,7 @@ describe('control socket', () => {
     const dir = tempDir();
     const socketPath = path.join(dir, 'control.sock');
     const target = ['--control-socket', socketPath];
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--control-socket', socketPath]);
     await corral.waitForReadyWorkers(1);
 
     const scaled = await runCorralCommand(['scale', '3', ...target]);
@@ -272,8 +258,7 @@ describe('control socket', () => {
   it('answers unknown and malformed requests with an error and changes nothing', async () => {
     const dir = tempDir();
     const socketPath = path.join(dir, 'control.sock');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--control-socket', socketPath]);
     const before = await corral.waitForReadyWorkers(1);
 
     const requests = ['not json', '[1,2]', '{"command":"explode"}', '{"command":"scale","workers":0}', '{"command":"scale","workers":"3"}', '{"command":"scale","workers":3,"force":true}', '{"command":"stop","mode":"now"}', '{}'];
@@ -336,8 +321,7 @@ describe('control socket', () => {
 
 describe('log stream', () => {
   it('print() and a raised exception arrive as JSON records with the slot and pid; access records carry timing and size', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     await get({ port }, '/print?text=observe-print-marker');
     const printed = await corral.waitForLog((r) => r.msg === 'observe-print-marker');
@@ -368,8 +352,7 @@ describe('log stream', () => {
   });
 
   it('--no-access-log writes no access records', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--no-access-log', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--no-access-log']);
     await corral.waitForReadyWorkers(1);
     await get({ port }, '/print?text=first-request');
     // The worker writes its records in order on one pipe: once the second request's error record has
@@ -380,8 +363,7 @@ describe('log stream', () => {
   });
 
   it('--access-logfile - and --error-logfile - split the stream: access records on stdout, the rest on stderr', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--access-logfile', '-', '--error-logfile', '-', '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--access-logfile', '-', '--error-logfile', '-']);
     await waitFor(() => corral.stderr.includes('"msg":"worker ready"'), 20_000, 'a ready worker on stderr');
     await get({ port }, '/print?text=split-streams');
     await corral.waitForLog((r) => r.name === 'corral.access' && r.path === '/print?text=split-streams');
@@ -395,8 +377,7 @@ describe('log stream', () => {
     const dir = tempDir();
     const accessLog = path.join(dir, 'access.log');
     const errorLog = path.join(dir, 'error.log');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--access-logfile', accessLog, '--error-logfile', errorLog, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--access-logfile', accessLog, '--error-logfile', errorLog]);
     await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'worker ready'), 20_000, 'a ready worker in the error log');
     await get({ port }, '/print?text=before-rotation');
     await waitFor(() => readRecords(accessLog).some((r) => r.path === '/print?text=before-rotation'), 10_000, 'the access record in the access log');

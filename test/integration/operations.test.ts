@@ -3,7 +3,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, groupMembers, killAllCorrals, startCorral, TEST_APPS, waitFor, type Corral } from '../helpers/corral.js';
+import { freePort, get, groupMembers, killAllCorrals, startApp, startCorral, TEST_APPS, waitFor, type Corral } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
 import { expectExited } from '../helpers/process-group.js';
 
@@ -73,8 +73,7 @@ describe('rolling restart (SIGHUP)', () => {
   });
 
   it('queues one HUP that arrives during a restart and merges the rest', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     corral.signal('SIGHUP');
     await corral.waitForLog((r) => r.msg === 'rolling restart: starting a new generation');
@@ -90,8 +89,7 @@ describe('rolling restart (SIGHUP)', () => {
 describe('long-lived responses', () => {
   it('an open event stream does not hold a rolling restart past --graceful-timeout', async () => {
     const graceful = 2;
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--graceful-timeout', String(graceful), '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--graceful-timeout', String(graceful)]);
     const [old] = await corral.waitForReadyWorkers(1);
     let streamEnded = false;
     const request = http.get({ port, host: '127.0.0.1', path: '/stream', agent: false }, (response) => {
@@ -120,8 +118,7 @@ describe('long-lived responses', () => {
 describe('worker health', () => {
   it('replaces a worker whose event loop is blocked, logging the blocking line', async () => {
     const timeout = 2;
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-t', String(timeout), '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '-t', String(timeout)]);
     const [pid] = await corral.waitForReadyWorkers(1);
     void get({ port }, '/block?s=60', 70_000).catch(() => undefined);
     const blocked = await corral.waitForLog((r) => r.msg === '/block started');
@@ -134,7 +131,7 @@ describe('worker health', () => {
     // Aborted for its stack dump, and replaced at once.
     const died = await corral.waitForLog((r) => r.msg === 'worker died; respawning' && r.pid === pid, 20_000, 'the hung worker to die');
     expect(died).toMatchObject({ signal: 'SIGABRT', reason: 'timeout', delay: 0 });
-    await waitFor(() => corral.readyWorkerPids().some((other) => other !== pid), 30_000, 'a replacement worker');
+    await corral.waitForReplacement(pid!, 1, 30_000);
     expect(corral.find((r) => r.msg === HUNG)).toHaveLength(1);
     // faulthandler's dump names the line that blocks: time.sleep in app.py.
     const dump = corral.find((r) => r.pid === pid && r.stream === 'stderr').map((r) => String(r.msg)).join('\n');
@@ -144,8 +141,7 @@ describe('worker health', () => {
   });
 
   it('kills a worker that ignores TERM after --graceful-timeout', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--graceful-timeout', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'ignore_term:app']);
+    const { corral } = await startApp(['-w', '1', '--graceful-timeout', '1'], { app: 'ignore_term:app' });
     const [pid] = await corral.waitForReadyWorkers(1);
     corral.signal('SIGTERM');
     expect(await corral.waitForExit(10_000)).toBe(0);
@@ -218,8 +214,7 @@ describe('lifetime', () => {
 
 describe('scaling (TTIN / TTOU)', () => {
   it('adds and removes workers, the oldest first, never below one', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     corral.signal('SIGTTIN');
     const three = await corral.waitForReadyWorkers(3);
@@ -244,8 +239,7 @@ describe('--pid', () => {
   it('writes the pid file, refuses a second corral on it, and removes it at exit', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-pid-'));
     const pidFile = path.join(dir, 'corral.pid');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--pid', pidFile, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--pid', pidFile]);
     await corral.waitForReadyWorkers(1);
     expect(fs.readFileSync(pidFile, 'utf8').trim()).toBe(String(corral.pid));
     const second = startCorral(['-w', '1', '--pid', pidFile, '-b', `127.0.0.1:${await freePort()}`, '--app-dir', TEST_APPS, 'app:app']);

@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { initArgv } from '../../src/platform/pid-one.js';
 import { containerInitParent } from '../../src/platform/upgrade.js';
 import { statusJson } from '../helpers/control.js';
-import { Corral, freePort, get, killAllCorrals, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { Corral, freePort, get, killAllCorrals, killGroup, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
 import { canUnsharePid, namespaceInit, namespaceProcesses, PID_NAMESPACE_WRAPPER, pidNamespaceOf, type NamespaceProcess } from '../helpers/pid-namespace.js';
 import { expectGroupGone } from '../helpers/process-group.js';
 
@@ -14,13 +14,7 @@ const tmpDirs: string[] = [];
 const groups: number[] = [];
 afterEach(() => {
   killAllCorrals();
-  for (const pgid of groups.splice(0)) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  for (const pgid of groups.splice(0)) killGroup(pgid);
   for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 

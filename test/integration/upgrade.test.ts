@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { freePort, get, isAlive, killAllCorrals, startApp, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
 import { canUnsharePid, namespaceInit, PID_NAMESPACE_WRAPPER } from '../helpers/pid-namespace.js';
 import { expectExited } from '../helpers/process-group.js';
@@ -73,8 +73,7 @@ describe('USR2: upgrading the master', () => {
     const dir = tmpDir();
     const pidFile = path.join(dir, 'corral.pid');
     const socketPath = path.join(dir, 'corral.sock');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '-b', `unix:${socketPath}`, '-p', pidFile, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '-b', `unix:${socketPath}`, '-p', pidFile]);
     const oldWorkers = await corral.waitForReadyWorkers(2);
     expect(readPid(pidFile)).toBe(corral.pid);
 
@@ -150,8 +149,7 @@ describe('USR2: upgrading the master', () => {
 
 describe('corral as PID 1', () => {
   it.skipIf(!canUnsharePid())('runs under corral-init, which forwards USR2 to the master, and the master refuses it (needs unshare: root)', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { wrapper: PID_NAMESPACE_WRAPPER });
+    const { corral, port } = await startApp(['-w', '1'], { wrapper: PID_NAMESPACE_WRAPPER });
     const underInit = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('running under corral-init'));
     expect(underInit.pid).not.toBe(1);
     await waitFor(() => corral.find((r) => r.msg === 'worker ready').length === 1, 20_000, 'the worker');
