@@ -97,14 +97,10 @@ describe('metrics', () => {
   });
 
   it("has every worker's CPU and memory rows in the first scrape after it is ready, and in corral status", async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
     const socketPath = path.join(tempDir(), 'c.sock');
     // Samples every 10 minutes: a row seen now can only come from the sample taken at ready.
-    const corral = startCorral([
-      '-w', '2', '--memory-check-interval', '600', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`,
-      '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app',
-    ]);
+    const { corral } = await startApp(['-w', '2', '--memory-check-interval', '600', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--control-socket', socketPath]);
     const pids = (await corral.waitForReadyWorkers(2)).sort();
     const families = await scrape(metricsPort);
     for (const name of ['corral_worker_resident_memory_bytes', 'corral_worker_cpu_seconds_total']) {
@@ -155,12 +151,11 @@ describe('health endpoints', () => {
   it('/readyz is 503 before the first worker is ready, 200 once it is, 503 again during a graceful stop', async () => {
     const dir = tempDir();
     const startFile = path.join(dir, 'start');
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(
-      ['-w', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--graceful-timeout', '20', '--app-dir', TEST_APPS, 'wait_for_file:app'],
-      { env: { CORRAL_TEST_START_FILE: startFile } },
-    );
+    const { corral, port } = await startApp(['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--graceful-timeout', '20'], {
+      app: 'wait_for_file:app',
+      env: { CORRAL_TEST_START_FILE: startFile },
+    });
     await waitFor(async () => (await get({ port: metricsPort }, '/healthz').catch(() => undefined))?.status === 200, 15_000, '/healthz to answer');
     await corral.waitForLog((r) => r.msg === 'Waiting for application startup.');
     // The worker is in its lifespan start-up now, and stays there until the file exists.

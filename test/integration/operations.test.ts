@@ -34,8 +34,7 @@ async function hupUnderLoad(corral: Corral, port: number, keepAlive: boolean, co
 
 describe('rolling restart (SIGHUP)', () => {
   it('replaces every worker with zero failed requests under fresh connections', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, '--no-access-log', 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--no-access-log']);
     const { old, fresh, result } = await hupUnderLoad(corral, port, false, 8);
     expect(result.errors).toEqual([]);
     expect(result.failed).toBe(0);
@@ -44,8 +43,7 @@ describe('rolling restart (SIGHUP)', () => {
   });
 
   it('replaces every worker with zero socket errors under 16 keep-alive connections', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, '--no-access-log', 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--no-access-log']);
     const { old, fresh, result } = await hupUnderLoad(corral, port, true, 16);
     expect(result.errors).toEqual([]);
     expect(result.failed).toBe(0);
@@ -153,11 +151,7 @@ describe('worker health', () => {
 
 describe('recycling', () => {
   it('recycles workers at --max-requests under load with zero failed requests', async () => {
-    const port = await freePort();
-    const corral = startCorral([
-      '-w', '2', '--max-requests', '100', '--max-requests-jitter', '20', '-b', `127.0.0.1:${port}`,
-      '--app-dir', TEST_APPS, '--no-access-log', 'app:app',
-    ]);
+    const { corral, port } = await startApp(['-w', '2', '--max-requests', '100', '--max-requests-jitter', '20', '--no-access-log']);
     await corral.waitForReadyWorkers(2);
     const load = startLoad({ port, connections: 8, keepAlive: true, maxMs: 60_000 });
     await waitFor(
@@ -177,11 +171,7 @@ describe('recycling', () => {
   });
 
   it('recycles a worker that leaks memory past --max-memory', async () => {
-    const port = await freePort();
-    const corral = startCorral([
-      '-w', '1', '--max-memory', '150M', '--memory-check-interval', '0.5', '-b', `127.0.0.1:${port}`,
-      '--app-dir', TEST_APPS, 'app:app',
-    ]);
+    const { corral, port } = await startApp(['-w', '1', '--max-memory', '150M', '--memory-check-interval', '0.5']);
     const [pid] = await corral.waitForReadyWorkers(1);
     expect((await get({ port }, '/leak?mb=200')).status).toBe(200);
     const over = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('worker over --max-memory'), 15_000);
@@ -195,11 +185,7 @@ describe('recycling', () => {
 
 describe('lifetime', () => {
   it('recycles workers after --max-worker-lifetime, replacement first', async () => {
-    const port = await freePort();
-    const corral = startCorral([
-      '-w', '1', '--max-worker-lifetime', '1', '--memory-check-interval', '0.5', '-b', `127.0.0.1:${port}`,
-      '--app-dir', TEST_APPS, 'app:app',
-    ]);
+    const { corral } = await startApp(['-w', '1', '--max-worker-lifetime', '1', '--memory-check-interval', '0.5']);
     const [first] = await corral.waitForReadyWorkers(1);
     const recycled = await corral.waitForLog((r) => r.msg === 'recycling worker: starting its replacement' && r.pid === first, 15_000);
     expect(recycled.reason).toBe('max-lifetime');
