@@ -214,6 +214,41 @@ describe('config files', () => {
   });
 });
 
+describe('reload options', () => {
+  it('are off by default, with uvicorn’s delay of 0.1 s', () => {
+    const c = run(['app:app']);
+    expect(c).toMatchObject({ reload: false, reloadDirs: [], reloadIncludes: [], reloadExcludes: [], reloadDelay: 0.1, reloadExtraFiles: [] });
+  });
+
+  it('take repeatable dirs, patterns and extra files, without swallowing the APP', () => {
+    const c = run([
+      '--reload',
+      '--reload-dir', 'src',
+      '--reload-dir', 'lib',
+      '--reload-include', '*.html',
+      '--reload-exclude', '*_test.py',
+      '--reload-extra-file', '.env',
+      '--reload-delay', '0.5',
+      'app.main:app',
+    ]);
+    expect(c).toMatchObject({
+      app: 'app.main:app',
+      reload: true,
+      reloadDirs: ['src', 'lib'],
+      reloadIncludes: ['*.html'],
+      reloadExcludes: ['*_test.py'],
+      reloadExtraFiles: ['.env'],
+      reloadDelay: 0.5,
+    });
+  });
+
+  it('reject a negative delay and empty values with the option named', () => {
+    expect(() => run(['--reload-delay', '-1', 'app:app'])).toThrow(UsageError);
+    expect(() => run(['--reload-delay', '-1', 'app:app'])).toThrow('--reload-delay "-1": expected a number of 0 or more');
+    expect(() => run(['--reload-include', '', 'app:app'])).toThrow('--reload-include "": expected a value that is not empty');
+  });
+});
+
 describe('--workers auto', () => {
   it('uses the CPU limit and says what it found', () => {
     const config = run(['-w', 'auto', 'app:app']);
