@@ -212,10 +212,11 @@ describe('--reload', () => {
     expect(streamEnded).toBe(false);
     // The drain bound in reload mode is 3 s; the old worker ends within it plus the kill backstop.
     const doneAt = Number(done.time);
-    await waitFor(() => !isAlive(oldPid), 8_000, 'the old worker to exit');
-    const exited = await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === oldPid);
-    expect(Number(exited.time) - doneAt).toBeLessThanOrEqual(5_500);
-    await waitFor(() => streamEnded, 5_000, 'the stream to end with its worker');
+    const exited = await corral.waitForLog((r) => r.msg === 'worker exited' && r.pid === oldPid, 20_000, 'the old worker to exit');
+    // On the master's clock: the 3 s drain and the 0.5 s kill backstop; the 2 s on top are for a loaded
+    // machine's timers and process exit, not for corral.
+    expect(Number(exited.time) - doneAt).toBeLessThanOrEqual(3_000 + 500 + 2_000);
+    await expect.poll(() => streamEnded, { timeout: 10_000, message: 'the stream closed once its worker exited' }).toBe(true);
     stream.destroy();
   });
 
