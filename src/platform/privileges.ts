@@ -73,25 +73,14 @@ export function resolveWorkerIdentity(
   let userName = String(current.uid);
   let groupName = String(current.gid);
   if (user !== undefined) {
-    const entry = lookup('passwd', user);
-    if (entry === undefined && !/^\d+$/.test(user)) {
-      throw new UsageError(`--user ${JSON.stringify(user)}: no such user on this system; give a user name or a numeric uid`);
-    }
-    uid = entry?.id ?? Number(user);
-    userName = entry?.name ?? user;
-    if (group === undefined && entry?.gid !== undefined) {
-      gid = entry.gid;
-      groupName = lookup('group', String(entry.gid))?.name ?? String(entry.gid);
+    const account = resolveAccount('passwd', user, lookup);
+    ({ id: uid, name: userName } = account);
+    if (group === undefined && account.gid !== undefined) {
+      gid = account.gid;
+      groupName = lookup('group', String(account.gid))?.name ?? String(account.gid);
     }
   }
-  if (group !== undefined) {
-    const entry = lookup('group', group);
-    if (entry === undefined && !/^\d+$/.test(group)) {
-      throw new UsageError(`--group ${JSON.stringify(group)}: no such group on this system; give a group name or a numeric gid`);
-    }
-    gid = entry?.id ?? Number(group);
-    groupName = entry?.name ?? group;
-  }
+  if (group !== undefined) ({ id: gid, name: groupName } = resolveAccount('group', group, lookup));
   if (current.uid !== 0 && (uid !== current.uid || gid !== current.gid)) {
     const option = uid !== current.uid ? `--user ${user}` : `--group ${group}`;
     throw new UsageError(
@@ -99,6 +88,16 @@ export function resolveWorkerIdentity(
     );
   }
   return { uid, gid, user: userName, group: groupName };
+}
+
+/** A user or group by name or number; a number stands even without an account, a name must exist. */
+function resolveAccount(database: 'passwd' | 'group', key: string, lookup: AccountLookup): AccountEntry {
+  const entry = lookup(database, key);
+  if (entry === undefined && !/^\d+$/.test(key)) {
+    const [option, noun, id] = database === 'passwd' ? ['--user', 'user', 'uid'] : ['--group', 'group', 'gid'];
+    throw new UsageError(`${option} ${JSON.stringify(key)}: no such ${noun} on this system; give a ${noun} name or a numeric ${id}`);
+  }
+  return { id: entry?.id ?? Number(key), name: entry?.name ?? key, ...(entry?.gid !== undefined ? { gid: entry.gid } : {}) };
 }
 
 export function currentIds(): CurrentIds {

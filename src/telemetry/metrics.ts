@@ -26,15 +26,22 @@ export class CorralMetrics {
     const registers = [this.registry];
     const live = () => arbiter.liveWorkers().filter((worker) => worker.state !== 'exited');
 
-    new Gauge({
-      name: `${METRIC_PREFIX}workers`,
-      help: 'Live worker processes by state',
-      labelNames: ['state'] as const,
-      registers,
-      collect() {
-        const workers = live();
-        for (const state of WORKER_STATES) this.set({ state }, workers.filter((worker) => worker.state === state).length);
-      },
+    /** A family with one label, its series read at scrape time. */
+    const byLabel = (kind: 'gauge' | 'counter', name: string, help: string, label: string, read: () => [string, number][]) => {
+      const collect = function (this: Gauge<string> | Counter<string>): void {
+        this.reset();
+        for (const [labelValue, figure] of read()) {
+          if (this instanceof Gauge) this.set({ [label]: labelValue }, figure);
+          else this.inc({ [label]: labelValue }, figure);
+        }
+      };
+      const options = { name: `${METRIC_PREFIX}${name}`, help, labelNames: [label], registers, collect };
+      if (kind === 'gauge') new Gauge(options);
+      else new Counter(options);
+    };
+    byLabel('gauge', 'workers', 'Live worker processes by state', 'state', () => {
+      const workers = live();
+      return WORKER_STATES.map((state) => [state, workers.filter((worker) => worker.state === state).length]);
     });
     new Gauge({
       name: `${METRIC_PREFIX}workers_wanted`,
@@ -68,33 +75,17 @@ export class CorralMetrics {
       if (kind === 'gauge') new Gauge(options);
       else new Counter(options);
     };
-    perWorker('gauge', 'worker_start_time_seconds', 'When each live worker was started, seconds since the epoch', (worker) => worker.startedAt / 1000);
-    perWorker('counter', 'worker_requests_total', 'Requests served by each live worker, from its latest heartbeat', (worker) => worker.requests);
-    perWorker('gauge', 'worker_connections', 'Open connections of each live worker, from its latest heartbeat', (worker) => worker.connections);
-    perWorker(
-      'counter',
-      'worker_cpu_seconds_total',
-      "CPU time of each live worker's process tree, from the latest resource sample",
-      (worker) => worker.usage?.cpuSeconds,
-    );
-    perWorker(
-      'gauge',
-      'worker_resident_memory_bytes',
-      "Resident memory (RSS, shared pages counted in every process) of each live worker's process tree, from the latest resource sample",
-      (worker) => worker.usage?.rss,
-    );
-    perWorker(
-      'gauge',
-      'worker_unique_memory_bytes',
-      "Unique memory (USS: pages no other process maps) of each live worker's process tree, what --max-memory compares; from the latest resource sample",
-      (worker) => worker.usage?.uss,
-    );
-    perWorker(
-      'gauge',
-      'worker_proportional_memory_bytes',
-      "Proportional memory (PSS: shared pages divided among their sharers) of each live worker's process tree, from the latest resource sample",
-      (worker) => worker.usage?.pss,
-    );
+    const sampled = "of each live worker's process tree, from the latest resource sample";
+    const perWorkerFamilies: [kind: 'gauge' | 'counter', name: string, help: string, value: (worker: Worker) => number | undefined][] = [
+      ['gauge', 'worker_start_time_seconds', 'When each live worker was started, seconds since the epoch', (worker) => worker.startedAt / 1000],
+      ['counter', 'worker_requests_total', 'Requests served by each live worker, from its latest heartbeat', (worker) => worker.requests],
+      ['gauge', 'worker_connections', 'Open connections of each live worker, from its latest heartbeat', (worker) => worker.connections],
+      ['counter', 'worker_cpu_seconds_total', `CPU time ${sampled}`, (worker) => worker.usage?.cpuSeconds],
+      ['gauge', 'worker_resident_memory_bytes', `Resident memory (RSS, shared pages counted in every process) ${sampled}`, (worker) => worker.usage?.rss],
+      ['gauge', 'worker_unique_memory_bytes', `Unique memory (USS: pages no other process maps, what --max-memory compares) ${sampled}`, (worker) => worker.usage?.uss],
+      ['gauge', 'worker_proportional_memory_bytes', `Proportional memory (PSS: shared pages divided among their sharers) ${sampled}`, (worker) => worker.usage?.pss],
+    ];
+    for (const family of perWorkerFamilies) perWorker(...family);
 
     const bootSeconds = new Histogram({
       name: `${METRIC_PREFIX}worker_boot_seconds`,
@@ -132,16 +123,13 @@ export class CorralMetrics {
 
     if (logs) {
       // Counted by the log sinks themselves (prom-client loads only with --metrics-bind); read at scrape time.
-      new Counter({
-        name: `${METRIC_PREFIX}log_records_dropped_total`,
-        help: 'Log records dropped because their sink (stdout, stderr, a log file) failed to write or did not keep up',
-        labelNames: ['sink'] as const,
-        registers,
-        collect() {
-          this.reset();
-          for (const { sink, records } of logs.dropped()) this.inc({ sink }, records);
-        },
-      });
+      byLabel(
+        'counter',
+        'log_records_dropped_total',
+        'Log records dropped because their sink (stdout, stderr, a log file) failed to write or did not keep up',
+        'sink',
+        () => logs.dropped().map(({ sink, records }) => [sink, records]),
+      );
     }
 
     if (forkServers) {

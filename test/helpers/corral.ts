@@ -21,6 +21,19 @@ export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs: number,
   }
 }
 
+/**
+ * Reads `read()` until `done(value)` holds or the deadline passes, and returns the last value read
+ * either way: the caller asserts on it with expect(), so a failure shows what was there, not a timeout.
+ */
+export async function pollUntil<T>(read: () => T | Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 /** A port that was free a moment ago on this address. */
 export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -31,6 +44,15 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** SIGKILLs the whole process group `pgid` (a process started detached, and all it started); a group already gone is no error. */
+export function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
 }
 
 /** Whether the process exists and is not a zombie (an orphan's zombie may wait long for its reaper). */
@@ -133,6 +155,18 @@ export class Corral {
     );
   }
 
+  /** The ready workers once `count` of them are ready besides `gone` (a worker killed or aborted), within `timeoutMs` (the machine's speed). */
+  async waitForReplacement(gone: number, count: number, timeoutMs = 20_000): Promise<number[]> {
+    return waitFor(
+      () => {
+        const pids = this.readyWorkerPids().filter((pid) => pid !== gone);
+        return pids.length >= count ? pids : undefined;
+      },
+      timeoutMs,
+      `${count} ready workers besides ${gone}; log so far:\n${this.output.slice(-3000)}`,
+    );
+  }
+
   signal(signal: NodeJS.Signals): void {
     process.kill(this.pid, signal);
   }
@@ -152,11 +186,7 @@ export class Corral {
 
   /** Kills the whole process group: the master and every worker. */
   killGroup(): void {
-    try {
-      process.kill(-this.pid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
+    killGroup(this.pid);
     running.delete(this);
   }
 }
@@ -164,6 +194,19 @@ export class Corral {
 /** Starts corral with the test virtualenv's Python. */
 export function startCorral(args: readonly string[], options: CorralOptions = {}): Corral {
   return new Corral(['--python', VENV_PYTHON, '--log-format', 'json', ...args], options);
+}
+
+export interface AppOptions extends CorralOptions {
+  /** The app, a module of test/apps (app:app by default). */
+  app?: string;
+}
+
+/** corral serving a test app (test/apps) on a free loopback port, with `args` before the bind; it is not waited for. */
+export async function startApp(args: readonly string[] = [], options: AppOptions = {}): Promise<{ corral: Corral; port: number }> {
+  const port = await freePort();
+  const { app = 'app:app', ...corralOptions } = options;
+  const corral = startCorral([...args, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, app], corralOptions);
+  return { corral, port };
 }
 
 /** Kills every corral this test file started; call it from afterEach. */
@@ -222,22 +265,26 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs `bin/corral.js ARGS` to completion (a client command such as `corral status`), killed after `timeoutMs`. */
-export function runCorralCommand(args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
+/**
+ * Runs `bin/corral.js ARGS` to completion (a client command such as `corral status`, --print-config,
+ * --check-config) in its own process group, killed with it after `timeoutMs`; `env` is added to this
+ * process's environment.
+ */
+export function runCorralCommand(args: readonly string[], timeoutMs = 30_000, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CORRAL, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [CORRAL, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }, timeoutMs);
-    child.once('exit', (code) => {
+    const timer = setTimeout(() => killGroup(child.pid!), timeoutMs);
+    // 'close', not 'exit': the output is all read only once the pipes have closed.
+    child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

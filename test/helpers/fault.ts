@@ -1,5 +1,7 @@
 import { expect } from 'vitest';
-import { get, groupMembers, runCorralCommand, waitFor, type Corral } from './corral.js';
+import { statusJson } from './control.js';
+import { get, type Corral } from './corral.js';
+import { expectGroupGone } from './process-group.js';
 
 export interface FaultTarget {
   corral: Corral;
@@ -17,14 +19,11 @@ export interface FaultTarget {
  * graceful bound and leaves no process of the group behind.
  */
 export async function expectSurvivedFault({ corral, controlSocket, metricsPort, gracefulTimeout }: FaultTarget): Promise<void> {
-  await waitFor(async () => (await get({ port: metricsPort }, '/readyz').catch(() => undefined))?.status === 200, 20_000, '/readyz to answer 200 after the fault');
-  if (controlSocket !== undefined) {
-    const status = await runCorralCommand(['status', '--json', '--control-socket', controlSocket], 15_000);
-    expect(status.code, status.stderr).toBe(0);
-    expect((JSON.parse(status.stdout) as { pid: number }).pid).toBe(corral.pid);
-  }
+  const readyz = async () => (await get({ port: metricsPort }, '/readyz').catch((error: Error) => ({ status: error.message }))).status;
+  await expect.poll(readyz, { timeout: 20_000, message: '/readyz after the fault' }).toBe(200);
+  if (controlSocket !== undefined) expect((await statusJson(controlSocket, 15_000)).pid).toBe(corral.pid);
   corral.signal('SIGTERM');
   // The graceful bound, plus what a loaded 2-core machine needs to start and end processes.
   expect(await corral.waitForExit((gracefulTimeout + 10) * 1000)).toBe(0);
-  await waitFor(async () => (await groupMembers(corral.pid)).length === 0, 5_000, 'every process of the group to be gone');
+  await expectGroupGone(corral.pid);
 }

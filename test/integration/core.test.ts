@@ -2,14 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, groupMembers, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { freePort, get, groupMembers, isAlive, killAllCorrals, startApp, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { aliveAfter } from '../helpers/process-group.js';
 
 afterEach(() => killAllCorrals());
 
 describe('serving', () => {
   it('serves from N workers with distinct pids', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '3', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '3']);
     const pids = await corral.waitForReadyWorkers(3);
     expect(new Set(pids).size).toBe(3);
     const seen = new Set<string>();
@@ -33,8 +33,7 @@ describe('serving', () => {
   });
 
   it('tags worker output with the slot and pid as JSON records', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1']);
     const [pid] = await corral.waitForReadyWorkers(1);
     await get({ port }, '/print?text=printed-by-the-app');
     const printed = await corral.waitForLog((r) => r.msg === 'printed-by-the-app');
@@ -46,27 +45,19 @@ describe('serving', () => {
 
 describe('respawn', () => {
   it('replaces a worker killed with SIGKILL', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2']);
     const pids = await corral.waitForReadyWorkers(2);
     process.kill(pids[0]!, 'SIGKILL');
     const died = await corral.waitForLog((r) => r.msg === 'worker died; respawning' && r.pid === pids[0]);
     expect(died).toMatchObject({ signal: 'SIGKILL', delay: 0 });
-    const now = await waitFor(
-      () => {
-        const live = corral.readyWorkerPids();
-        return live.length === 2 && !live.includes(pids[0]!) ? live : undefined;
-      },
-      15_000,
-      'a replacement worker',
-    );
+    const now = await corral.waitForReplacement(pids[0]!, 2);
+    expect(now).toHaveLength(2);
     expect(now).toContain(pids[1]);
     expect((await get({ port })).status).toBe(200);
   });
 
   it('answers a request sent while every worker is dead, from the replacement', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1']);
     const [pid] = await corral.waitForReadyWorkers(1);
     process.kill(pid!, 'SIGKILL');
     await waitFor(() => !isAlive(pid!), 5_000, 'the worker to die');
@@ -77,8 +68,7 @@ describe('respawn', () => {
   });
 
   it('backs off when replacements keep dying soon after start', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1']);
     const delays: number[] = [];
     for (let round = 0; round < 3; round += 1) {
       const [pid] = await corral.waitForReadyWorkers(1);
@@ -94,8 +84,7 @@ describe('respawn', () => {
 
 describe('boot failure', () => {
   it('exits 4 when the app cannot be imported, naming the module, one spawn per slot', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'broken_import:app']);
+    const { corral } = await startApp(['-w', '2'], { app: 'broken_import:app' });
     expect(await corral.waitForExit()).toBe(4);
     expect(corral.output).toContain('corral_missing_dependency');
     expect(corral.find((r) => r.msg === 'worker booting')).toHaveLength(2);
@@ -105,8 +94,7 @@ describe('boot failure', () => {
   });
 
   it('exits 3 when the lifespan start-up fails', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'lifespan_fail:app']);
+    const { corral } = await startApp(['-w', '2'], { app: 'lifespan_fail:app' });
     expect(await corral.waitForExit()).toBe(3);
     expect(corral.output).toContain('the database is unreachable');
     expect(corral.find((r) => r.msg === 'worker booting')).toHaveLength(2);
@@ -116,8 +104,7 @@ describe('boot failure', () => {
 
 describe('stopping', () => {
   it('TERM lets an in-flight request finish with 200, then exits 0', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     const slow = get({ port }, '/sleep?s=2');
     await corral.waitForLog((r) => r.msg === '/sleep started');
@@ -129,8 +116,7 @@ describe('stopping', () => {
   });
 
   it('INT stops quickly and exits 0', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     corral.signal('SIGINT');
     expect(await corral.waitForExit(5_000)).toBe(0);
@@ -138,8 +124,7 @@ describe('stopping', () => {
   });
 
   it('a second INT kills a worker stuck in a long request at once', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1']);
     await corral.waitForReadyWorkers(1);
     const blocked = get({ port }, '/block?s=20').catch(() => undefined);
     await corral.waitForLog((r) => r.msg === '/block started');
@@ -152,14 +137,17 @@ describe('stopping', () => {
   });
 
   it('no worker outlives a master killed with SIGKILL by more than a second', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '2']);
     const pids = await corral.waitForReadyWorkers(2);
     process.kill(corral.pid, 'SIGKILL');
-    await corral.waitForExit(5_000);
-    const killedAt = Date.now();
-    await waitFor(() => pids.every((pid) => !isAlive(pid)), 1_000, 'every worker to exit within 1 s of the master');
-    expect(Date.now() - killedAt).toBeLessThanOrEqual(1_000);
+    // The requirement is 1 s from the master's death. The test sees the death as the master's exit
+    // event, a moment after it (a few ms idle, more on a loaded machine): measured from there, the bound
+    // is looser than 1 s by that moment, never tighter. aliveAfter blames only a worker that a look
+    // begun 1 s or more after the event still finds alive, so a late look cannot fail a worker that
+    // died in time. (The workers die by PR_SET_PDEATHSIG in milliseconds; the 1 s is the requirement.)
+    expect(await corral.waitForExit()).toBeNull();
+    expect(corral.exitSignal).toBe('SIGKILL');
+    expect(await aliveAfter(pids, performance.now() + 1_000), 'workers alive 1 s after the master\'s exit').toEqual([]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor, type Corral } from '../helpers/corral.js';
+import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, type Corral } from '../helpers/corral.js';
 
 afterEach(() => killAllCorrals());
 
@@ -22,8 +22,9 @@ async function startWithDelay(delaySeconds: number, gracefulSeconds: number): Pr
   return { corral, port, metricsPort, pids };
 }
 
-async function waitForNotReady(metricsPort: number): Promise<void> {
-  await waitFor(async () => (await get({ port: metricsPort }, '/readyz')).status === 503, 10_000, '/readyz to answer 503');
+/** Expects /readyz to answer 503 within a few seconds of the TERM (a deadline for the machine's speed). */
+async function expectNotReady(metricsPort: number): Promise<void> {
+  await expect.poll(async () => (await get({ port: metricsPort }, '/readyz')).status, { timeout: 10_000, message: '/readyz after the TERM' }).toBe(503);
 }
 
 describe('--shutdown-delay', () => {
@@ -33,7 +34,7 @@ describe('--shutdown-delay', () => {
     const { corral, port, metricsPort, pids } = await startWithDelay(delay, graceful);
 
     corral.signal('SIGTERM');
-    await waitForNotReady(metricsPort);
+    await expectNotReady(metricsPort);
     // The delay is running: fresh connections are still served, by the workers that were there.
     const answers = [];
     for (let request = 0; request < 10; request += 1) answers.push(await get({ port }));
@@ -58,7 +59,7 @@ describe('--shutdown-delay', () => {
   it('a second TERM during the delay drains at once', async () => {
     const { corral, port, metricsPort } = await startWithDelay(300, 5);
     corral.signal('SIGTERM');
-    await waitForNotReady(metricsPort);
+    await expectNotReady(metricsPort);
     expect((await get({ port })).status).toBe(200);
     corral.signal('SIGTERM');
     // Far sooner than the 300 s delay: the second TERM ended it.
@@ -70,7 +71,7 @@ describe('--shutdown-delay', () => {
   it('INT during the delay stops quickly at once', async () => {
     const { corral, metricsPort } = await startWithDelay(300, 30);
     corral.signal('SIGTERM');
-    await waitForNotReady(metricsPort);
+    await expectNotReady(metricsPort);
     corral.signal('SIGINT');
     expect(await corral.waitForExit(20_000)).toBe(0);
     expect(corral.find((r) => r.msg === 'quick stop: ending the shutdown delay, stopping now')).toHaveLength(1);

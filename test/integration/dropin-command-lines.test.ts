@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CORRAL, ROOT, VENV_PYTHON } from '../helpers/corral.js';
+import { CORRAL, killGroup, ROOT, VENV_PYTHON } from '../helpers/corral.js';
 
 // Command lines of the shapes found in public Dockerfiles, Procfiles, compose files and systemd
 // units, run by bash as they are written, with `gunicorn` and `uvicorn` replaced by corral: each
@@ -16,13 +16,7 @@ let workdir: string;
 let confdir: string;
 
 afterEach(() => {
-  for (const pgid of groups) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  for (const pgid of groups) killGroup(pgid);
   groups.clear();
 });
 

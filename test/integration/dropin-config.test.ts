@@ -1,25 +1,13 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CORRAL, freePort, get, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor, type LogRecord } from '../helpers/corral.js';
+import { freePort, get, killAllCorrals, ROOT, runCorralCommand, startApp, startCorral, TEST_APPS, VENV_PYTHON, waitFor, type CommandResult, type LogRecord } from '../helpers/corral.js';
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'dropin');
-const groups = new Set<number>();
 const tmpDirs: string[] = [];
 
-afterEach(() => {
-  killAllCorrals();
-  for (const pgid of groups) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  groups.clear();
-});
+afterEach(() => killAllCorrals());
 
 afterAll(() => {
   for (const dir of tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
@@ -34,18 +22,9 @@ function tempDir(prefix: string): string {
 /** Variables the developer's shell may set that corral reads. */
 const CLEAR = { WEB_CONCURRENCY: '', PORT: '', GUNICORN_CMD_ARGS: '', CORRAL_CMD_ARGS: '', FORWARDED_ALLOW_IPS: '' };
 
-/** Runs corral to completion (print-config, check-config) in its own process group. */
-function runCorral(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CORRAL, '--python', VENV_PYTHON, ...args], { cwd, env: { ...process.env, ...CLEAR, ...env }, detached: true });
-    groups.add(child.pid!);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Runs corral to completion (print-config, check-config) with the test virtualenv's Python and none of the shell's settings. */
+function runCorral(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+  return runCorralCommand(['--python', VENV_PYTHON, ...args], 30_000, { env: { ...CLEAR, ...env } });
 }
 
 const message = (record: LogRecord) => (typeof record.msg === 'string' ? record.msg : '');
@@ -71,14 +50,7 @@ describe('a gunicorn.conf.py with workers, bind, timeouts, logging and hooks', (
 
     // A respawned worker runs the hooks too.
     process.kill(first[0]!, 'SIGKILL');
-    const pids = await waitFor(
-      () => {
-        const live = corral.readyWorkerPids();
-        return live.length === 2 && !live.includes(first[0]!) ? live : undefined;
-      },
-      20_000,
-      'a replacement worker',
-    );
+    const pids = await corral.waitForReplacement(first[0]!, 2);
     for (const pid of [...first, ...pids]) {
       const init = await corral.waitForLog((record) => record.pid === pid && message(record).startsWith('hook post_worker_init'), 10_000, `post_worker_init in ${pid}`);
       expect(message(init)).toMatch(new RegExp(`^hook post_worker_init pid=${pid} age=\\d+ workers=2 timeout=25 env=yes env_file=loaded$`));
@@ -109,14 +81,19 @@ describe('SIGHUP', () => {
     const writeConf = (version: string) =>
       fs.writeFileSync(conf, `workers = 1\n\ndef post_worker_init(worker):\n    worker.log.info("config ${version} in %s", worker.pid)\n`);
     writeConf('one');
-    const port = await freePort();
-    const corral = startCorral(['-c', conf, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { env: CLEAR });
+    const { corral } = await startApp(['-c', conf], { env: CLEAR });
     const [old] = await corral.waitForReadyWorkers(1);
     await corral.waitForLog((record) => message(record) === `config one in ${old}`);
     writeConf('two');
     corral.signal('SIGHUP');
     const fresh = await waitFor(() => corral.readyWorkerPids().find((pid) => pid !== old), 20_000, 'a worker of the new generation');
-    await corral.waitForLog((record) => message(record) === `config two in ${fresh}`);
+    await corral.waitForLog((record) => record.pid === fresh && message(record).startsWith('config '), 15_000, 'the new worker\'s post_worker_init');
+    // Each worker ran its generation's hook once, and only that one.
+    const ran = corral.find((record) => message(record).startsWith('config '));
+    expect(ran.map((record) => [message(record), record.pid, record.name])).toEqual([
+      [`config one in ${old}`, old, 'corral.hooks'],
+      [`config two in ${fresh}`, fresh, 'corral.hooks'],
+    ]);
   });
 });
 
@@ -168,7 +145,7 @@ describe('signal hooks', () => {
     const stuckLine = corral.records.findIndex((record) => record.pid === pid && record.stream === 'stderr' && /app\.py", line \d+ in app/.test(message(record)));
     expect(stuckLine).toBeGreaterThanOrEqual(0);
     expect(stuckLine).toBeLessThan(corral.records.indexOf(abort));
-    await waitFor(() => corral.readyWorkerPids().some((other) => other !== pid), 20_000, 'a replacement worker');
+    await corral.waitForReplacement(pid!, 1);
   });
 });
 
@@ -197,8 +174,7 @@ describe('--workers auto', () => {
   it('logs what it found when serving', async () => {
     const root = tempDir('corral-cgroup-run-');
     fs.writeFileSync(path.join(root, 'cpu.max'), '100000 100000\n');
-    const port = await freePort();
-    const corral = startCorral(['-w', 'auto', '--cgroup-root', root, '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { env: CLEAR });
+    const { corral } = await startApp(['-w', 'auto', '--cgroup-root', root], { env: CLEAR });
     await corral.waitForReadyWorkers(1);
     const found = await corral.waitForLog((record) => record.setting === 'workers');
     expect(message(found)).toContain(`cgroup v2 cpu.max "100000 100000" (${path.join(root, 'cpu.max')}): 1 CPUs → 1 worker`);

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, isAlive, killAllCorrals, ROOT, startCorral, TEST_APPS, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
+import { freePort, get, isAlive, killAllCorrals, pollUntil, ROOT, startCorral, TEST_APPS, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
 import { expectSurvivedFault } from '../helpers/fault.js';
 
 const GRACEFUL = 5;
@@ -94,22 +94,18 @@ describe('file descriptor exhaustion', () => {
     await waitFor(() => acceptQueue(metricsPort) === 0, 10_000, 'the master to accept the idle connections');
     // A worker dies while the clients hold on: its replacement needs descriptors of the master.
     process.kill(first!, 'SIGKILL');
-    const replaced = await waitFor(
-      () => corral.readyWorkerPids().filter((pid) => pid !== first).length >= 2,
-      20_000,
-      `a replacement for worker ${first}; log so far:\n${corral.output.slice(-3000)}`,
-    );
-    expect(replaced).toBe(true);
+    const serving = await pollUntil(() => corral.readyWorkerPids().filter((pid) => pid !== first), (pids) => pids.length >= 2, 20_000);
+    expect(serving, `ready workers besides the killed ${first}; log so far:\n${corral.output.slice(-3000)}`).toHaveLength(2);
     expect(corral.find(spawnFailed)).toEqual([]);
     expect(await servingPid(port)).toBeGreaterThan(0);
 
     // Those over the cap were turned away at once, and the log says so.
     const open = () => idle.filter((socket) => !socket.destroyed && !socket.readableEnded).length;
-    await waitFor(() => open() <= METRICS_MAX_CONNECTIONS, 10_000, `at most ${METRICS_MAX_CONNECTIONS} idle connections held`);
+    await expect.poll(open, { timeout: 10_000, message: 'idle connections the master holds' }).toBeLessThanOrEqual(METRICS_MAX_CONNECTIONS);
     await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('metrics endpoint: connections refused'), 10_000, 'the cap warning');
 
     // The idle clients never send a request: corral closes their connections itself.
-    await waitFor(() => idle.every((socket) => socket.destroyed || socket.readableEnded), 30_000, 'corral to close every idle connection');
+    await expect.poll(open, { timeout: 30_000, message: 'idle connections left open by corral' }).toBe(0);
     expect((await get({ port: metricsPort }, '/healthz')).status).toBe(200);
     await expectSurvivedFault({ corral, controlSocket, metricsPort, gracefulTimeout: GRACEFUL });
   });

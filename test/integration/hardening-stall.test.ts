@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, get, groupMembers, killAllCorrals, runCorralCommand, startCorral, TEST_APPS, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
+import { statusJson } from '../helpers/control.js';
+import { freePort, get, groupMembers, killAllCorrals, startCorral, TEST_APPS, waitFor, type Corral, type LogRecord } from '../helpers/corral.js';
 import { expectSurvivedFault } from '../helpers/fault.js';
+import { expectGroupGone } from '../helpers/process-group.js';
 
 afterEach(() => {
   // A test that failed while the master was stopped must not leave it stopped: SIGKILL ends it either way.
@@ -118,12 +120,11 @@ describe('a HUP whose config file is slow to run', () => {
     corral.signal('SIGHUP');
     await waitFor(() => fs.existsSync(conf.reading), 10_000, 'the config file to start its slow run');
     const metrics = await get({ port: fault.metricsPort }, '/metrics', 10_000);
-    const status = await runCorralCommand(['status', '--json', '--control-socket', fault.controlSocket], 10_000);
+    const status = await statusJson(fault.controlSocket, 10_000);
     // Both answered while the file was still running.
     expect(fs.existsSync(conf.read)).toBe(false);
     expect(metrics.status).toBe(200);
-    expect(status.code, status.stderr).toBe(0);
-    expect((JSON.parse(status.stdout) as { workers: { pid: number }[] }).workers.map((w) => w.pid).sort()).toEqual([...old].sort());
+    expect(status.workers.map((w) => w.pid).sort()).toEqual([...old].sort());
     await expectRolledWithoutAborts(corral, old);
     fs.rmSync(path.join(conf.dir, 'slow'));
     await expectSurvivedFault(fault);
@@ -150,7 +151,7 @@ describe('a HUP whose config file is slow to run', () => {
     await waitFor(() => fs.existsSync(conf.reading), 10_000, 'the config file to start its slow run');
     corral.signal('SIGTERM');
     expect(await corral.waitForExit((GRACEFUL + 10) * 1000)).toBe(0);
-    await waitFor(async () => (await groupMembers(corral.pid)).length === 0, 5_000, 'every process of the group to be gone');
+    await expectGroupGone(corral.pid);
     expect(corral.find((r) => r.msg === 'the configuration could not be re-read; restarting with the previous one')).toEqual([]);
   });
 
@@ -195,7 +196,7 @@ describe('a big start', () => {
     // The master stopped starting workers once it had the TERM.
     expect(corral.records.slice(signalled).filter((r) => r.msg === 'worker booting')).toEqual([]);
     expect(corral.find((r) => r.msg === 'worker booting').length).toBeLessThan(workers);
-    await waitFor(async () => (await groupMembers(fault.corral.pid)).length === 0, 5_000, 'every process of the group to be gone');
+    await expectGroupGone(fault.corral.pid);
   });
 
   it('refuses a worker count the machine cannot run: exit 2, one line naming the limit and the fix', async () => {

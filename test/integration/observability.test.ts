@@ -3,16 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  freePort,
-  get,
-  killAllCorrals,
-  readRecords,
-  runCorralCommand,
-  startCorral,
-  TEST_APPS,
-  waitFor,
-} from '../helpers/corral.js';
+import { freePort, get, killAllCorrals, readRecords, runCorralCommand, startApp, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { expectReadyInStatus, readyPids, statusJson } from '../helpers/control.js';
 import { parsePrometheusText, samplesOf, type Family } from '../helpers/prometheus.js';
 
 const temporaryDirs: string[] = [];
@@ -60,28 +52,10 @@ function listeningTcpSockets(pid: number): string[] {
   return listening;
 }
 
-interface StatusJson {
-  pid: number;
-  workersWanted: number;
-  workers: { slot: number; pid: number; state: string; requests: number; cpuPercent: number | null; rssBytes: number | null; ussBytes: number | null; pssBytes: number | null; restarts: number }[];
-}
-
-async function statusJson(target: string[]): Promise<StatusJson> {
-  const result = await runCorralCommand(['status', '--json', ...target]);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as StatusJson;
-}
-
-function readyPids(status: StatusJson): number[] {
-  return status.workers.filter((worker) => worker.state === 'ready').map((worker) => worker.pid).sort();
-}
-
 describe('metrics', () => {
   it('serves every metric family in Prometheus text, all prefixed corral_, with live worker figures', async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--memory-check-interval', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
     const pids = await corral.waitForReadyWorkers(2);
     for (let request = 0; request < 6; request += 1) expect((await get({ port })).status).toBe(200);
 
@@ -130,21 +104,17 @@ describe('metrics', () => {
   });
 
   it("has every worker's CPU and memory rows in the first scrape after it is ready, and in corral status", async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
     const socketPath = path.join(tempDir(), 'c.sock');
     // Samples every 10 minutes: a row seen now can only come from the sample taken at ready.
-    const corral = startCorral([
-      '-w', '2', '--memory-check-interval', '600', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`,
-      '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app',
-    ]);
+    const { corral } = await startApp(['-w', '2', '--memory-check-interval', '600', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--control-socket', socketPath]);
     const pids = (await corral.waitForReadyWorkers(2)).sort();
     const families = await scrape(metricsPort);
     for (const name of ['corral_worker_resident_memory_bytes', 'corral_worker_unique_memory_bytes', 'corral_worker_proportional_memory_bytes', 'corral_worker_cpu_seconds_total']) {
       expect(samplesOf(families, name).map((sample) => Number(sample.labels.pid)).sort(), name).toEqual(pids);
     }
     for (const sample of samplesOf(families, 'corral_worker_resident_memory_bytes')) expect(sample.value).toBeGreaterThan(1024 * 1024);
-    const status = await statusJson(['--control-socket', socketPath]);
+    const status = await statusJson(socketPath);
     expect(status.workers.map((worker) => worker.pid).sort()).toEqual(pids);
     for (const worker of status.workers) {
       expect(worker.rssBytes).toBeGreaterThan(1024 * 1024);
@@ -155,12 +125,11 @@ describe('metrics', () => {
   });
 
   it('counts a crashed worker as a restart and a HUP as a reload with its duration', async () => {
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`]);
     const [first] = await corral.waitForReadyWorkers(1);
     process.kill(first!, 'SIGKILL');
-    await waitFor(() => corral.readyWorkerPids().some((pid) => pid !== first), 15_000, 'the respawned worker');
+    await corral.waitForReplacement(first!, 1);
     corral.signal('SIGHUP');
     await corral.waitForLog((r) => r.msg === 'rolling restart complete');
     const families = await scrape(metricsPort);
@@ -172,8 +141,7 @@ describe('metrics', () => {
   });
 
   it('is off by default: the master listens on no port but the app bind', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1']);
     await corral.waitForReadyWorkers(1);
     expect(listeningTcpSockets(corral.pid)).toHaveLength(1);
     expect(corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('metrics'))).toEqual([]);
@@ -192,12 +160,11 @@ describe('health endpoints', () => {
   it('/readyz is 503 before the first worker is ready, 200 once it is, 503 again during a graceful stop', async () => {
     const dir = tempDir();
     const startFile = path.join(dir, 'start');
-    const port = await freePort();
     const metricsPort = await freePort();
-    const corral = startCorral(
-      ['-w', '1', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--graceful-timeout', '20', '--app-dir', TEST_APPS, 'wait_for_file:app'],
-      { env: { CORRAL_TEST_START_FILE: startFile } },
-    );
+    const { corral, port } = await startApp(['-w', '1', '--metrics-bind', `127.0.0.1:${metricsPort}`, '--graceful-timeout', '20'], {
+      app: 'wait_for_file:app',
+      env: { CORRAL_TEST_START_FILE: startFile },
+    });
     await waitFor(async () => (await get({ port: metricsPort }, '/healthz').catch(() => undefined))?.status === 200, 15_000, '/healthz to answer');
     await corral.waitForLog((r) => r.msg === 'Waiting for application startup.');
     // The worker is in its lifespan start-up now, and stays there until the file exists.
@@ -205,7 +172,7 @@ describe('health endpoints', () => {
     expect(corral.find((r) => r.msg === 'worker ready')).toEqual([]);
 
     fs.writeFileSync(startFile, '');
-    await waitFor(async () => (await get({ port: metricsPort }, '/readyz')).status === 200, 15_000, '/readyz to turn 200');
+    await expect.poll(async () => (await get({ port: metricsPort }, '/readyz')).status, { timeout: 15_000, message: '/readyz once the worker is ready' }).toBe(200);
     expect((await get({ port: metricsPort }, '/healthz')).status).toBe(200);
 
     let slowDone = false;
@@ -226,8 +193,7 @@ describe('control socket', () => {
   it('corral status lists every live worker as a table and as JSON; the socket is 0600 next to the pid file', async () => {
     const dir = tempDir();
     const pidFile = path.join(dir, 'corral.pid');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '--memory-check-interval', '1', '-b', `127.0.0.1:${port}`, '--pid', pidFile, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '--memory-check-interval', '1', '--pid', pidFile]);
     const pids = await corral.waitForReadyWorkers(2);
     const socketPath = path.join(dir, 'corral.control.sock');
     expect(fs.statSync(socketPath).isSocket()).toBe(true);
@@ -246,7 +212,7 @@ describe('control socket', () => {
     // CPU and memory come from the resource sampler; wait for its first round.
     const status = await waitFor(
       async () => {
-        const current = await statusJson(['--control-socket', socketPath]);
+        const current = await statusJson(socketPath);
         return current.workers.every((worker) => worker.ussBytes !== null) ? current : undefined;
       },
       20_000,
@@ -274,34 +240,19 @@ describe('control socket', () => {
     const dir = tempDir();
     const socketPath = path.join(dir, 'control.sock');
     const target = ['--control-socket', socketPath];
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--control-socket', socketPath]);
     await corral.waitForReadyWorkers(1);
 
     const scaled = await runCorralCommand(['scale', '3', ...target]);
     expect(scaled.code).toBe(0);
-    const three = await waitFor(
-      async () => {
-        const status = await statusJson(target);
-        return status.workers.length === 3 && readyPids(status).length === 3 ? status : undefined;
-      },
-      30_000,
-      'three ready workers after corral scale 3',
-    );
+    const three = await expectReadyInStatus(socketPath, 3, 30_000);
     expect(three.workersWanted).toBe(3);
     expect(corral.readyWorkerPids().sort()).toEqual(readyPids(three));
 
     const reloaded = await runCorralCommand(['reload', ...target]);
     expect(reloaded.code).toBe(0);
     await corral.waitForLog((r) => r.msg === 'rolling restart complete', 40_000);
-    const after = await waitFor(
-      async () => {
-        const status = await statusJson(target);
-        return status.workers.length === 3 && readyPids(status).length === 3 ? status : undefined;
-      },
-      20_000,
-      'three ready workers after corral reload',
-    );
+    const after = await expectReadyInStatus(socketPath, 3, 20_000);
     expect(readyPids(after).filter((pid) => readyPids(three).includes(pid))).toEqual([]);
 
     const stopped = await runCorralCommand(['stop', ...target]);
@@ -314,8 +265,7 @@ describe('control socket', () => {
   it('answers unknown and malformed requests with an error and changes nothing', async () => {
     const dir = tempDir();
     const socketPath = path.join(dir, 'control.sock');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-w', '1', '--control-socket', socketPath]);
     const before = await corral.waitForReadyWorkers(1);
 
     const requests = ['not json', '[1,2]', '{"command":"explode"}', '{"command":"scale","workers":0}', '{"command":"scale","workers":"3"}', '{"command":"scale","workers":3,"force":true}', '{"command":"stop","mode":"now"}', '{}'];
@@ -338,7 +288,7 @@ describe('control socket', () => {
     for (const reply of replies) expect(reply.error).toBeTypeOf('string');
     expect(replies[2]!.error).toContain('explode');
 
-    const status = await statusJson(['--control-socket', socketPath]);
+    const status = await statusJson(socketPath);
     expect(status.workersWanted).toBe(1);
     expect(readyPids(status)).toEqual(before);
     expect(corral.find((r) => r.msg === 'scaling up' || r.msg === 'stopping gracefully' || r.msg === 'stopping')).toEqual([]);
@@ -359,7 +309,7 @@ describe('control socket', () => {
     expect(fs.existsSync(socketPath)).toBe(true);
     const third = startCorral(['-w', '1', '-b', `127.0.0.1:${await freePort()}`, '--control-socket', socketPath, '--app-dir', TEST_APPS, 'app:app']);
     const [pid] = await third.waitForReadyWorkers(1);
-    expect(readyPids(await statusJson(['--control-socket', socketPath]))).toEqual([pid]);
+    expect(readyPids(await statusJson(socketPath))).toEqual([pid]);
   });
 
   it('client errors: no corral named is exit 2, a bad count is exit 2, no corral running is exit 1', async () => {
@@ -378,8 +328,7 @@ describe('control socket', () => {
 
 describe('log stream', () => {
   it('print() and a raised exception arrive as JSON records with the slot and pid; access records carry timing and size', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2']);
     await corral.waitForReadyWorkers(2);
     await get({ port }, '/print?text=observe-print-marker');
     const printed = await corral.waitForLog((r) => r.msg === 'observe-print-marker');
@@ -410,8 +359,7 @@ describe('log stream', () => {
   });
 
   it('--no-access-log writes no access records', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--no-access-log', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--no-access-log']);
     await corral.waitForReadyWorkers(1);
     await get({ port }, '/print?text=first-request');
     // The worker writes its records in order on one pipe: once the second request's error record has
@@ -422,12 +370,11 @@ describe('log stream', () => {
   });
 
   it('--access-logfile - and --error-logfile - split the stream: access records on stdout, the rest on stderr', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--access-logfile', '-', '--error-logfile', '-', '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--access-logfile', '-', '--error-logfile', '-']);
     await waitFor(() => corral.stderr.includes('"msg":"worker ready"'), 20_000, 'a ready worker on stderr');
     await get({ port }, '/print?text=split-streams');
     await corral.waitForLog((r) => r.name === 'corral.access' && r.path === '/print?text=split-streams');
-    await waitFor(() => corral.stderr.includes('"msg":"split-streams"'), 10_000, 'the print on stderr');
+    await expect.poll(() => corral.stderr, { timeout: 10_000, message: 'the print on stderr' }).toContain('"msg":"split-streams"');
     expect(corral.records.length).toBeGreaterThan(0);
     expect(corral.records.every((r) => r.name === 'corral.access')).toBe(true);
     expect(corral.stderr).not.toContain('corral.access');
@@ -437,8 +384,7 @@ describe('log stream', () => {
     const dir = tempDir();
     const accessLog = path.join(dir, 'access.log');
     const errorLog = path.join(dir, 'error.log');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--access-logfile', accessLog, '--error-logfile', errorLog, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '1', '--access-logfile', accessLog, '--error-logfile', errorLog]);
     await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'worker ready'), 20_000, 'a ready worker in the error log');
     await get({ port }, '/print?text=before-rotation');
     await waitFor(() => readRecords(accessLog).some((r) => r.path === '/print?text=before-rotation'), 10_000, 'the access record in the access log');
@@ -451,10 +397,11 @@ describe('log stream', () => {
     fs.renameSync(accessLog, `${accessLog}.1`);
     fs.renameSync(errorLog, `${errorLog}.1`);
     corral.signal('SIGUSR1');
-    await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'log files reopened'), 10_000, 'a new error log after USR1');
+    const messagesIn = (file: string) => readRecords(file).map((r) => r.msg);
+    await expect.poll(() => messagesIn(errorLog), { timeout: 10_000, message: 'a new error log after USR1' }).toContain('log files reopened');
     await get({ port }, '/print?text=after-rotation');
-    await waitFor(() => readRecords(accessLog).some((r) => r.path === '/print?text=after-rotation'), 10_000, 'a new access log after USR1');
-    await waitFor(() => readRecords(errorLog).some((r) => r.msg === 'after-rotation'), 10_000, 'the print in the new error log');
+    await expect.poll(() => readRecords(accessLog).map((r) => r.path), { timeout: 10_000, message: 'a new access log after USR1' }).toContain('/print?text=after-rotation');
+    await expect.poll(() => messagesIn(errorLog), { timeout: 10_000, message: 'the print in the new error log' }).toContain('after-rotation');
     expect(readRecords(`${accessLog}.1`).some((r) => r.path === '/print?text=after-rotation')).toBe(false);
     expect(readRecords(`${accessLog}.1`).some((r) => r.path === '/print?text=before-rotation')).toBe(true);
   });

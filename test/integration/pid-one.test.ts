@@ -5,20 +5,16 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { initArgv } from '../../src/platform/pid-one.js';
 import { containerInitParent } from '../../src/platform/upgrade.js';
-import { Corral, freePort, get, groupMembers, killAllCorrals, runCorralCommand, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { statusJson } from '../helpers/control.js';
+import { Corral, freePort, get, killAllCorrals, killGroup, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
 import { canUnsharePid, namespaceInit, namespaceProcesses, PID_NAMESPACE_WRAPPER, pidNamespaceOf, type NamespaceProcess } from '../helpers/pid-namespace.js';
+import { expectGroupGone } from '../helpers/process-group.js';
 
 const tmpDirs: string[] = [];
 const groups: number[] = [];
 afterEach(() => {
   killAllCorrals();
-  for (const pgid of groups.splice(0)) {
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
+  for (const pgid of groups.splice(0)) killGroup(pgid);
   for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -57,9 +53,7 @@ describe('corral as PID 1 of a container with no init', () => {
 
     // The master still answers its control socket and /readyz.
     expect((await get({ port: metricsPort }, '/readyz')).status).toBe(200);
-    const status = await runCorralCommand(['status', '--json', '--control-socket', controlSocket], 15_000);
-    expect(status.code, status.stderr).toBe(0);
-    expect((JSON.parse(status.stdout) as { pid: number }).pid).toBe(master);
+    expect((await statusJson(controlSocket, 15_000)).pid).toBe(master);
 
     // HUP to PID 1 reaches the master: a rolling restart.
     process.kill(init, 'SIGHUP');
@@ -71,7 +65,7 @@ describe('corral as PID 1 of a container with no init', () => {
     expect(await corral.waitForExit(20_000)).toBe(0);
     expect(corral.find((r) => r.msg === 'corral stopped' && r.pid === master)).toHaveLength(1);
     expect(show(namespaceProcesses(namespace))).toEqual([]);
-    await waitFor(async () => (await groupMembers(corral.pid)).length === 0, 5_000, 'every process of the group to be gone');
+    await expectGroupGone(corral.pid);
   });
 
   it.skipIf(!root || !fs.existsSync(SOCKET_ACTIVATE))('hands systemd socket activation meant for PID 1 on to the master (needs root for unshare)', async () => {

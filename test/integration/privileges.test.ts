@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, killAllCorrals, startCorral, TEST_APPS, VENV_PYTHON } from '../helpers/corral.js';
+import { freePort, get, killAllCorrals, startApp, startCorral, TEST_APPS, VENV_PYTHON } from '../helpers/corral.js';
 
 afterEach(() => killAllCorrals());
 
@@ -70,16 +70,14 @@ describe('-u/--user and -g/--group', () => {
   );
 
   it.skipIf(!isRoot)('with --user alone the workers get that user\'s primary group (needs root)', async () => {
-    const port = await freePort();
     const { python, env } = pythonForNobody();
-    const corral = startCorral(['--python', python, '-u', 'nobody', '-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { env });
+    const { corral } = await startApp(['--python', python, '-u', 'nobody', '-w', '1'], { env });
     const [pid] = await corral.waitForReadyWorkers(1);
     expect(ids(pid!).gid[1]).toBe(65534);
   });
 
   it.skipIf(!venvOutOfNobodysReach)('says once, before any worker, that the interpreter cannot be run as that user (needs root, and a virtualenv nobody cannot run)', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-u', 'nobody', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral } = await startApp(['-u', 'nobody']);
     expect(await corral.waitForExit()).toBe(1);
     const fatal = await corral.waitForLog((r) => r.level === 60);
     expect(fatal.msg).toContain('(as user nobody)');

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, VENV_PYTHON, waitFor, type Corral } from '../helpers/corral.js';
+import { get, isAlive, killAllCorrals, startApp, VENV_PYTHON, waitFor, type Corral } from '../helpers/corral.js';
 import { parsePrometheusText, samplesOf } from '../helpers/prometheus.js';
 
 const temporaryDirs: string[] = [];
@@ -64,8 +64,7 @@ describe('prometheus_client multiprocess mode ($PROMETHEUS_MULTIPROC_DIR)', () =
     const stalePid = leaveStaleFiles(dir);
     expect(fs.existsSync(path.join(dir, `counter_${stalePid}.db`))).toBe(true);
     fs.writeFileSync(path.join(dir, 'README'), 'not a metrics file\n');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '--max-requests', '10', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'prom_app:app'], {
+    const { corral, port } = await startApp(['-w', '2', '--max-requests', '10'], { app: 'prom_app:app',
       env: { PROMETHEUS_MULTIPROC_DIR: dir },
     });
     const first = await corral.waitForReadyWorkers(2);

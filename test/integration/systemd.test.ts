@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Corral, freePort, get, groupMembers, isAlive, killAllCorrals, ROOT, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { Corral, freePort, get, killAllCorrals, killGroup, ROOT, startApp, startCorral, TEST_APPS, VENV_PYTHON, waitFor } from '../helpers/corral.js';
+import { expectExited, expectGroupGone } from '../helpers/process-group.js';
 
 const SOCKET_ACTIVATE = '/usr/bin/systemd-socket-activate';
 const RECEIVER = path.join(ROOT, 'test', 'helpers', 'notify_receiver.py');
@@ -49,11 +50,7 @@ class NotifySocket {
   }
 
   kill(): void {
-    try {
-      process.kill(-this.child.pid!, 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
+    killGroup(this.child.pid!);
   }
 }
 
@@ -93,8 +90,7 @@ describe('sd_notify', () => {
   it('sends READY=1 after every worker is ready, RELOADING=1/READY=1 around HUP, then STOPPING=1', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+    const { corral } = await startApp(['-w', '2'], {
       env: { NOTIFY_SOCKET: notify.path },
     });
     const ready = await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
@@ -148,8 +144,7 @@ describe('sd_notify', () => {
   it('with --shutdown-delay, sends STOPPING=1 at TERM while the workers still serve', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '--shutdown-delay', '300', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+    const { corral, port } = await startApp(['-w', '1', '--shutdown-delay', '300'], {
       env: { NOTIFY_SOCKET: notify.path },
     });
     await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
@@ -166,9 +161,8 @@ describe('sd_notify', () => {
   it('sends WATCHDOG=1 only while a worker is ready and beating', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
-    const port = await freePort();
     // --timeout 2: the blocked worker is aborted and replaced, so the pings resume.
-    const corral = startCorral(['-w', '1', '-t', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+    const { corral, port } = await startApp(['-w', '1', '-t', '2'], {
       env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '300000' },
     });
     await notify.waitForMessage((m) => m === 'WATCHDOG=1', 'a first WATCHDOG=1');
@@ -189,16 +183,16 @@ describe('sd_notify', () => {
   it('the notify helper dies with the master', async () => {
     const notify = new NotifySocket(tmpDir());
     await waitFor(() => notify.listening, 10_000, 'the notify receiver to listen');
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], {
+    const { corral } = await startApp(['-w', '1'], {
       env: { NOTIFY_SOCKET: notify.path },
     });
     await notify.waitForMessage((m) => m.startsWith('READY=1'), 'READY=1');
     const helper = childrenOf(corral.pid).find((pid) => cmdline(pid).includes('corral_notify.py'));
     expect(helper).toBeTypeOf('number');
     process.kill(corral.pid, 'SIGKILL');
-    await waitFor(() => !isAlive(helper!), 10_000, 'the notify helper to exit after the master was killed');
-    await waitFor(async () => (await groupMembers(corral.pid)).length === 0, 10_000, 'no process of the group left');
+    await corral.waitForExit();
+    await expectExited([helper!], 10_000, 'the notify helper alive after the master was killed');
+    await expectGroupGone(corral.pid);
   });
 });
 

@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort, get, isAlive, killAllCorrals, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
+import { freePort, get, isAlive, killAllCorrals, startApp, startCorral, TEST_APPS, waitFor } from '../helpers/corral.js';
 import { startLoad } from '../helpers/load.js';
 import { canUnsharePid, namespaceInit, PID_NAMESPACE_WRAPPER } from '../helpers/pid-namespace.js';
+import { expectExited } from '../helpers/process-group.js';
 
 const tmpDirs: string[] = [];
 afterEach(() => {
@@ -72,8 +73,7 @@ describe('USR2: upgrading the master', () => {
     const dir = tmpDir();
     const pidFile = path.join(dir, 'corral.pid');
     const socketPath = path.join(dir, 'corral.sock');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '-b', `unix:${socketPath}`, '-p', pidFile, '--app-dir', TEST_APPS, 'app:app']);
+    const { corral, port } = await startApp(['-w', '2', '-b', `unix:${socketPath}`, '-p', pidFile]);
     const oldWorkers = await corral.waitForReadyWorkers(2);
     expect(readPid(pidFile)).toBe(corral.pid);
 
@@ -99,7 +99,7 @@ describe('USR2: upgrading the master', () => {
     expect(readPid(pidFile)).toBe(newMaster);
     expect(fs.existsSync(`${pidFile}.2`)).toBe(false);
     expect(isAlive(newMaster)).toBe(true);
-    for (const pid of oldWorkers) await waitFor(() => !isAlive(pid), 10_000, `old worker ${pid} to exit`);
+    await expectExited(oldWorkers, 10_000, 'old workers alive after the old master exited');
 
     // The new master's workers serve, on both sockets (the unix socket file was not removed).
     const newWorkers = corral.readyWorkerPids().filter((pid) => !oldWorkers.includes(pid));
@@ -115,7 +115,7 @@ describe('USR2: upgrading the master', () => {
 
     // The new master stops as any master does, and cleans up after itself.
     process.kill(newMaster, 'SIGTERM');
-    await waitFor(() => !isAlive(newMaster), 30_000, 'the new master to stop');
+    await expectExited([newMaster], 30_000, 'the new master alive after its TERM');
     expect(fs.existsSync(pidFile)).toBe(false);
     expect(fs.existsSync(socketPath)).toBe(false);
   });
@@ -138,7 +138,10 @@ describe('USR2: upgrading the master', () => {
     expect(reply).toMatchObject({ status: 200, body: String(worker) });
     // A later USR2 is accepted again.
     corral.signal('SIGUSR2');
-    await waitFor(() => corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade failed')).length === 2, 30_000, 'the second attempt to fail too');
+    const failures = () => corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('upgrade failed'));
+    await waitFor(() => failures().length === 2, 30_000, 'the second attempt to end');
+    expect(failures()[1]).toMatchObject({ code: 4 });
+    expect(readPid(pidFile)).toBe(corral.pid);
     corral.signal('SIGTERM');
     expect(await corral.waitForExit()).toBe(0);
   });
@@ -146,8 +149,7 @@ describe('USR2: upgrading the master', () => {
 
 describe('corral as PID 1', () => {
   it.skipIf(!canUnsharePid())('runs under corral-init, which forwards USR2 to the master, and the master refuses it (needs unshare: root)', async () => {
-    const port = await freePort();
-    const corral = startCorral(['-w', '1', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app'], { wrapper: PID_NAMESPACE_WRAPPER });
+    const { corral, port } = await startApp(['-w', '1'], { wrapper: PID_NAMESPACE_WRAPPER });
     const underInit = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('running under corral-init'));
     expect(underInit.pid).not.toBe(1);
     await waitFor(() => corral.find((r) => r.msg === 'worker ready').length === 1, 20_000, 'the worker');

@@ -88,7 +88,7 @@ class JsonLineHandler(logging.Handler):
             if record.exc_info:
                 self.last_traceback = "".join(traceback.format_exception(*record.exc_info))
                 exc_type, exc_value = record.exc_info[0], record.exc_info[1]
-                # pino's shape for an error, so pino-pretty prints the traceback as lines.
+                # pino's shape for an error, so the pretty format prints the traceback as lines.
                 line["err"] = {
                     "type": exc_type.__name__ if exc_type else "Exception",
                     "message": capped(str(exc_value)),

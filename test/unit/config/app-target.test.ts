@@ -2,18 +2,11 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAppTarget } from '../../../src/config/app-target.js';
-import { UsageError } from '../../../src/exit-codes.js';
 import { ROOT, VENV_PYTHON } from '../../helpers/corral.js';
+import { usageError } from '../../helpers/errors.js';
 
-function usageError(app: string): string {
-  try {
-    parseAppTarget(app);
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${app} to be refused`);
-}
+/** The one line an APP parseAppTarget refuses gets. */
+const refusal = (app: string): string => usageError(() => parseAppTarget(app));
 
 // What follows the colon. Accepted: a name, uvicorn's dotted attribute, or gunicorn's call of a name
 // with arguments ast.literal_eval takes.
@@ -99,13 +92,13 @@ describe('APP: module:attribute, or gunicorn\'s module:function(literal argument
   });
 
   it.each(REFUSED)('refuses m:%s, naming the APP', (expression) => {
-    expect(usageError(`m:${expression}`)).toMatch(/^APP "m:.*": .*; expected module:attribute/s);
+    expect(refusal(`m:${expression}`)).toMatch(/^APP "m:.*": .*; expected module:attribute/s);
   });
 
   it('says where and what', () => {
-    expect(usageError('app:create_app(os.environ)')).toMatch(/^APP "app:create_app\(os.environ\)": os is not a literal at column 16; /);
-    expect(usageError('app:create_app(x=1, 2)')).toContain('a positional argument follows a keyword argument');
-    expect(usageError('app')).toBe("APP \"app\": expected module:attribute, e.g. app.main:app, or app.main:create_app('prod', debug=False)");
+    expect(refusal('app:create_app(os.environ)')).toMatch(/^APP "app:create_app\(os.environ\)": os is not a literal at column 16; /);
+    expect(refusal('app:create_app(x=1, 2)')).toContain('a positional argument follows a keyword argument');
+    expect(refusal('app')).toBe("APP \"app\": expected module:attribute, e.g. app.main:app, or app.main:create_app('prod', debug=False)");
   });
 
   it('agrees with gunicorn\'s rules as the worker applies them (Python\'s ast)', () => {

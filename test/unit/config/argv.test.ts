@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseArgv } from '../../../src/config/argv.js';
-import { UsageError } from '../../../src/exit-codes.js';
-
-function usageError(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UsageError');
-}
+import { usageError } from '../../helpers/errors.js';
 
 describe('argv forms gunicorn and uvicorn accept', () => {
   it('reads attached, separate and = values, and "-" as a value', () => {

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConfigFile } from '../../../src/config/config-file.js';
-import { isAlive, VENV_PYTHON, waitFor } from '../../helpers/corral.js';
+import { VENV_PYTHON, waitFor } from '../../helpers/corral.js';
+import { expectExited } from '../../helpers/process-group.js';
 
 let dir: string;
 beforeAll(() => {
@@ -39,7 +40,7 @@ describe('readConfigFile', () => {
       `--config ${JSON.stringify(file)}: still running after 1.5 s, the time corral gives a config file; make it finish sooner`,
     );
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !isAlive(pid), 5_000, 'the config file to be killed');
+    await expectExited([pid], 5_000, 'the config file still running after its time bound');
   });
 
   it('names the file and the output bound when the file prints too much', async () => {
@@ -65,7 +66,7 @@ describe('readConfigFile', () => {
     abort.abort();
     await expect(reading).rejects.toThrow('reading it was abandoned (corral is stopping)');
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
-    await waitFor(() => !isAlive(pid), 5_000, 'the config file to be killed');
+    await expectExited([pid], 5_000, 'the config file still running after the read was abandoned');
   });
 
   it('names the Python that cannot run', async () => {

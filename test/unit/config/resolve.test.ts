@@ -3,22 +3,12 @@ import type { ConfigFileContents } from '../../../src/config/config-file.js';
 import { CorralError, UsageError } from '../../../src/exit-codes.js';
 import { parseCommandLine, preliminarySettings, type CorralConfig } from '../../../src/config/resolve.js';
 import type { WorkerClassResult } from '../../../src/config/worker-class.js';
+import { CHECKED_CLASS, configFileContents, resolveChecked, resolveConfig } from '../../helpers/config.js';
+import { usageError } from '../../helpers/errors.js';
 
+/** `argv` resolved with `env` and a config file holding `file`, on a machine with a 3-CPU limit. */
 function run(argv: string[], env: NodeJS.ProcessEnv = {}, file?: Partial<ConfigFileContents>): CorralConfig {
-  const configFile = file ? { given: 'gunicorn.conf.py', path: '/srv/gunicorn.conf.py', settings: {}, functions: {}, unreadable: {}, ...file } : undefined;
-  const parsed = parseCommandLine(argv, env, { configFile, cpuLimit: () => ({ cpus: 3, found: 'fake limit' }) });
-  if (!('config' in parsed)) throw new Error(`expected a configuration, got ${parsed.kind}`);
-  return parsed.config;
-}
-
-function usageError(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UsageError');
+  return resolveConfig(argv, env, { configFile: file ? configFileContents(file) : undefined, cpuLimit: () => ({ cpus: 3, found: 'fake limit' }) });
 }
 
 describe('values', () => {
@@ -71,86 +61,34 @@ describe('worker classes', () => {
 });
 
 describe('a UvicornWorker subclass, once checked', () => {
-  const NAME = 'app.workers.W';
-  const PARAMS = ['loop', 'http', 'headers', 'server_header', 'timeout_keep_alive', 'forwarded_allow_ips', 'proxy_headers', 'ws_ping_interval', 'log_level', 'host', 'limit_max_requests', 'log_config', 'ssl_context_factory'];
-  function checked(argv: string[], result: WorkerClassResult, file?: Partial<ConfigFileContents>): CorralConfig {
-    const request = { name: NAME, paths: ['/srv/app'], env: {}, config_file: null };
-    const configFile = file ? { given: 'gunicorn.conf.py', path: '/srv/gunicorn.conf.py', settings: {}, functions: {}, unreadable: {}, ...file } : undefined;
-    const parsed = parseCommandLine([...argv, 'app:app'], {}, { configFile, workerClass: { request, result } });
-    if (!('config' in parsed)) throw new Error('expected a configuration');
-    return parsed.config;
-  }
-  const kwargs = (config_kwargs: Record<string, unknown>, unreadable: Record<string, string> = {}): WorkerClassResult => ({
-    base: 'uvicorn.workers.UvicornWorker',
-    h11: false,
-    config_kwargs,
-    unreadable,
-    config_params: PARAMS,
-  });
-
-  it('takes its CONFIG_KWARGS over every other source, as gunicorn applies them last; what it does not set stays', () => {
-    const config = checked(
-      ['-k', NAME, '--keep-alive', '2', '--forwarded-allow-ips', '10.0.0.1', '--header', 'X-Cli:1', '--loop', 'uvloop'],
-      kwargs({ timeout_keep_alive: 9, forwarded_allow_ips: '*', headers: [['X-Class', 'yes']], server_header: false }),
-      { settings: { keepalive: 3 } },
-    );
-    const source = `worker class ${NAME}`;
-    expect(config.settings.keepalive).toEqual({ value: 9, source });
-    expect(config.settings.forwarded_allow_ips).toEqual({ value: '*', source });
-    expect(config.settings.server_header).toEqual({ value: false, source });
-    expect(config.settings.headers).toEqual({ value: ['X-Class:yes'], source });
-    expect(config.settings.loop).toEqual({ value: 'uvloop', source: 'command line' });
-    expect(config.uvicorn).toMatchObject({ timeout_keep_alive: 9, forwarded_allow_ips: '*', server_header: false, headers: [['X-Class', 'yes']], loop: 'uvloop' });
-    expect(config.settings.config_kwargs!.source).toBe(source);
-    expect(Object.keys(config.settings).indexOf('config_kwargs')).toBe(Object.keys(config.settings).indexOf('worker_class') + 1);
-    const warnings = config.notices.filter((notice) => notice.level === 'warn').map((notice) => notice.msg);
-    expect(warnings).toContain(`CONFIG_KWARGS["timeout_keep_alive"] of worker class ${NAME} = 9 overrides keepalive = 2 (command line): a worker class's CONFIG_KWARGS win, as under gunicorn`);
-    expect(config.workerClass).toEqual({ name: NAME, paths: ['/srv/app'], configFile: null, passthrough: [] });
-  });
-
-  it('maps uvicorn\'s keywords to corral\'s settings; passes the others on; says which have no effect', () => {
-    const config = checked(['-k', NAME], kwargs({ limit_max_requests: 500, ws_ping_interval: null, log_level: 'debug', host: '0.0.0.0', log_config: { version: 1 } }, { ssl_context_factory: '<function f>' }));
-    expect(config.maxRequests).toBe(500);
-    // None is uvicorn's "no pings": passed on, not dropped.
-    expect(config.uvicorn).toHaveProperty('ws_ping_interval', null);
-    expect(config.uvicorn.log_config).toEqual({ version: 1 });
-    expect(config.workerClass).toMatchObject({ passthrough: ['log_level', 'ssl_context_factory'] });
-    expect(config.notices.map((notice) => notice.msg)).toContain(`CONFIG_KWARGS["host"] of worker class ${NAME} has no effect under corral: the master binds the sockets (--bind)`);
-  });
-
-  it('refuses a keyword uvicorn.Config does not take, and a bad value, naming the class', () => {
-    expect(usageError(() => checked(['-k', NAME], kwargs({ nonsense: 1 })))).toBe(`CONFIG_KWARGS["nonsense"] of worker class ${NAME}: uvicorn.Config takes no keyword "nonsense" (its workers would fail to start)`);
-    expect(usageError(() => checked(['-k', NAME], kwargs({ loop: 'trio' })))).toContain(`CONFIG_KWARGS["loop"] of worker class ${NAME} "trio": expected one of`);
-  });
-
   it('with no CONFIG_KWARGS of its own: the base class\'s meaning (H11 → --http h11 unless given)', () => {
     const h11: WorkerClassResult = { base: 'uvicorn_worker.UvicornH11Worker', h11: true };
-    expect(checked(['-k', NAME], h11).uvicorn.http).toBe('h11');
-    expect(checked(['-k', NAME, '--http', 'httptools'], h11).uvicorn.http).toBe('httptools');
-    expect(checked(['-k', NAME], h11).settings.config_kwargs).toBeUndefined();
+    expect(resolveChecked(['-k', CHECKED_CLASS], h11).uvicorn.http).toBe('h11');
+    expect(resolveChecked(['-k', CHECKED_CLASS, '--http', 'httptools'], h11).uvicorn.http).toBe('httptools');
+    expect(resolveChecked(['-k', CHECKED_CLASS], h11).settings.config_kwargs).toBeUndefined();
   });
 
   it('refuses a class that is not a UvicornWorker subclass, or overrides its methods: exit 2, one line', () => {
-    expect(usageError(() => checked(['-k', NAME], { refused: 'not-uvicorn', bases: ['gunicorn.workers.sync.SyncWorker', 'gunicorn.workers.base.Worker'] }))).toBe(
-      `--worker-class "${NAME}" (command line): ${NAME} is not a UvicornWorker subclass (its bases: gunicorn.workers.sync.SyncWorker, gunicorn.workers.base.Worker); ` +
+    expect(usageError(() => resolveChecked(['-k', CHECKED_CLASS], { refused: 'not-uvicorn', bases: ['gunicorn.workers.sync.SyncWorker', 'gunicorn.workers.base.Worker'] }))).toBe(
+      `--worker-class "${CHECKED_CLASS}" (command line): ${CHECKED_CLASS} is not a UvicornWorker subclass (its bases: gunicorn.workers.sync.SyncWorker, gunicorn.workers.base.Worker); ` +
         'use uvicorn.workers.UvicornWorker or uvicorn_worker.UvicornWorker (or their H11 variants, or a subclass of them). corral runs ASGI apps on uvicorn only; keep gunicorn for WSGI apps.',
     );
-    expect(usageError(() => checked(['-k', NAME], { refused: 'overrides', base: 'uvicorn_worker.UvicornWorker', methods: ['init_process', 'run'] }))).toContain(
-      `${NAME} overrides init_process, run of uvicorn_worker.UvicornWorker, which corral never calls`,
+    expect(usageError(() => resolveChecked(['-k', CHECKED_CLASS], { refused: 'overrides', base: 'uvicorn_worker.UvicornWorker', methods: ['init_process', 'run'] }))).toContain(
+      `${CHECKED_CLASS} overrides init_process, run of uvicorn_worker.UvicornWorker, which corral never calls`,
     );
   });
 
   it('a class whose module does not import: exit 4 with the traceback', () => {
     let error: unknown;
     try {
-      checked(['-k', NAME], { import_error: "ModuleNotFoundError: No module named 'x'", traceback: 'Traceback …', missing_gunicorn: false });
+      resolveChecked(['-k', CHECKED_CLASS], { import_error: "ModuleNotFoundError: No module named 'x'", traceback: 'Traceback …', missing_gunicorn: false });
     } catch (caught) {
       error = caught;
     }
     expect(error).toBeInstanceOf(CorralError);
     expect((error as CorralError).exitCode).toBe(4);
     expect((error as CorralError).detail).toBe('Traceback …');
-    expect((error as Error).message).toBe(`cannot import the worker class "${NAME}" (command line): ModuleNotFoundError: No module named 'x'`);
+    expect((error as Error).message).toBe(`cannot import the worker class "${CHECKED_CLASS}" (command line): ModuleNotFoundError: No module named 'x'`);
   });
 });
 
@@ -284,6 +222,41 @@ describe('config files', () => {
     expect(config.app).toBe('proj.asgi:application');
     expect(config.uvicorn.timeout_keep_alive).toBe(30);
     expect(config.rawEnv).toEqual({ A: '1', B: 'x=y' });
+  });
+});
+
+describe('reload options', () => {
+  it('are off by default, with uvicorn’s delay of 0.1 s', () => {
+    const c = run(['app:app']);
+    expect(c).toMatchObject({ reload: false, reloadDirs: [], reloadIncludes: [], reloadExcludes: [], reloadDelay: 0.1, reloadExtraFiles: [] });
+  });
+
+  it('take repeatable dirs, patterns and extra files, without swallowing the APP', () => {
+    const c = run([
+      '--reload',
+      '--reload-dir', 'src',
+      '--reload-dir', 'lib',
+      '--reload-include', '*.html',
+      '--reload-exclude', '*_test.py',
+      '--reload-extra-file', '.env',
+      '--reload-delay', '0.5',
+      'app.main:app',
+    ]);
+    expect(c).toMatchObject({
+      app: 'app.main:app',
+      reload: true,
+      reloadDirs: ['src', 'lib'],
+      reloadIncludes: ['*.html'],
+      reloadExcludes: ['*_test.py'],
+      reloadExtraFiles: ['.env'],
+      reloadDelay: 0.5,
+    });
+  });
+
+  it('reject a negative delay and empty values with the option named', () => {
+    expect(() => run(['--reload-delay', '-1', 'app:app'])).toThrow(UsageError);
+    expect(() => run(['--reload-delay', '-1', 'app:app'])).toThrow('--reload-delay "-1": expected a number of 0 or more');
+    expect(() => run(['--reload-include', '', 'app:app'])).toThrow('--reload-include "": expected a value that is not empty');
   });
 });
 

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../../src/exit-codes.js';
 import { shellWords } from '../../../src/config/shell-words.js';
-
-function usageError(action: () => unknown): string {
-  try {
-    action();
-  } catch (error) {
-    expect(error).toBeInstanceOf(UsageError);
-    return (error as Error).message;
-  }
-  throw new Error('expected a UsageError');
-}
+import { usageError } from '../../helpers/errors.js';
 
 describe('shell words of GUNICORN_CMD_ARGS', () => {
   it('splits like shlex.split', () => {
