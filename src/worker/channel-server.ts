@@ -15,38 +15,44 @@ export type ChannelClaim = (stream: ChannelStream, socket: net.Socket) => void;
 const DIRECTORY_PREFIX = 'corral-workers-';
 const SOCKET_NAME = 'workers.sock';
 
-/** Whether a pid names a live process (or one we may not signal: alive too). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** Whether a unix socket has no listener: a connect is refused (ENOENT, EACCES and the rest: not known, so kept). */
+function refused(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socketPath);
+    const done = (answer: boolean) => {
+      probe.destroy();
+      resolve(answer);
+    };
+    probe.setTimeout(1_000, () => done(false));
+    probe.once('connect', () => done(false));
+    probe.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'ECONNREFUSED'));
+  });
 }
 
 /**
- * Removes the channel directories of masters that are gone (SIGKILL, a crash past its handler): each
- * holds only its socket file. A pid reused by another process keeps its directory, harmlessly.
+ * Removes the channel directories of masters that are gone (SIGKILL, a crash past its handler): those
+ * holding only a socket nobody listens on any more. Decided by a connect, not by the pid in the name:
+ * a master in another PID namespace sharing this directory (a container, corral as PID 1) has pids
+ * that mean nothing here.
  */
-export function removeStaleDirectories(tmp: string): void {
+export async function removeStaleDirectories(tmp: string): Promise<void> {
   let entries: string[];
   try {
-    entries = fs.readdirSync(tmp);
+    entries = fs.readdirSync(tmp).filter((entry) => entry.startsWith(DIRECTORY_PREFIX));
   } catch {
     return;
   }
-  for (const entry of entries) {
-    const match = new RegExp(`^${DIRECTORY_PREFIX}(\\d+)-`).exec(entry);
-    if (!match || Number(match[1]) === process.pid || alive(Number(match[1]))) continue;
-    const directory = path.join(tmp, entry);
-    try {
-      const contents = fs.readdirSync(directory);
-      if (contents.every((name) => name === SOCKET_NAME)) fs.rmSync(directory, { recursive: true, force: true });
-    } catch {
-      // Another user's, or gone meanwhile.
-    }
-  }
+  await Promise.all(
+    entries.map(async (entry) => {
+      const directory = path.join(tmp, entry);
+      try {
+        if (!fs.readdirSync(directory).every((name) => name === SOCKET_NAME)) return;
+        if (await refused(path.join(directory, SOCKET_NAME))) fs.rmSync(directory, { recursive: true, force: true });
+      } catch {
+        // Another user's, or gone meanwhile.
+      }
+    }),
+  );
 }
 
 /** A hello line is short: a token and a stream name. */
@@ -72,8 +78,9 @@ export class ChannelServer {
   ) {}
 
   static async open(owner?: { uid: number; gid: number }, tmp = os.tmpdir()): Promise<ChannelServer> {
-    removeStaleDirectories(tmp);
-    // The master's pid in the name: a later master removes what a SIGKILLed one could not.
+    // What SIGKILLed masters left: removed meanwhile (never blocking the start; never this master's own).
+    const sweep = removeStaleDirectories(tmp);
+    // The master's pid in the name tells whose it is.
     const directory = fs.mkdtempSync(path.join(tmp, `${DIRECTORY_PREFIX}${process.pid}-`));
     const socketPath = path.join(directory, SOCKET_NAME);
     if (owner) fs.chownSync(directory, owner.uid, owner.gid);
@@ -94,6 +101,7 @@ export class ChannelServer {
       // already keeps everyone else out).
       fs.chmodSync(socketPath, 0o600);
       if (owner) fs.chownSync(socketPath, owner.uid, owner.gid);
+      await sweep;
     } catch (error) {
       fs.rmSync(directory, { recursive: true, force: true });
       throw error;

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -62,17 +61,24 @@ describe('the channel socket forked workers connect back to', () => {
     expect(received).toEqual([{ stream: 'control', text: '{"type":"ready"}\n' }]);
   });
 
-  it('removes the directories of masters that are gone, and keeps a live one\'s', async () => {
+  it('removes the directories whose socket nobody listens on, and keeps a live master\'s, whatever pid its name has', async () => {
     const tmp = tempDir();
-    const dead = spawnSync('true').pid;
-    const stale = path.join(tmp, `corral-workers-${dead}-abcdef`);
-    const live = path.join(tmp, `corral-workers-${process.ppid}-abcdef`);
-    for (const dir of [stale, live]) {
-      fs.mkdirSync(dir);
-      fs.writeFileSync(path.join(dir, 'workers.sock'), '');
-    }
+    // A socket file left by a master killed with SIGKILL: bound once, its listener gone. (A server's
+    // close unlinks its path, so the file is moved aside meanwhile.)
+    const stale = path.join(tmp, `corral-workers-${process.pid + 1}-abcdef`);
+    fs.mkdirSync(stale);
+    const left = net.createServer();
+    await new Promise<void>((resolve) => left.listen(path.join(stale, 'workers.sock'), resolve));
+    fs.renameSync(path.join(stale, 'workers.sock'), path.join(stale, 'aside'));
+    await new Promise<void>((resolve) => left.close(() => resolve()));
+    fs.renameSync(path.join(stale, 'aside'), path.join(stale, 'workers.sock'));
+    // A live master in another PID namespace: its pid means nothing here (1 is alive in ours, 999999 not).
+    const other = await ChannelServer.open(undefined, tmp);
+    cleanups.push(() => other.close());
+    const renamed = path.join(tmp, 'corral-workers-999999-abcdef');
+    fs.renameSync(path.dirname(other.path), renamed);
     await open(tmp);
     expect(fs.existsSync(stale)).toBe(false);
-    expect(fs.existsSync(live)).toBe(true);
+    expect(fs.existsSync(renamed)).toBe(true);
   });
 });
