@@ -19,7 +19,8 @@ import { applyReloadMode } from './reload/mode.js';
 import type { DevReloader } from './reload/dev-reloader.js';
 import { SpawnLauncher, type WorkerLauncher } from './worker/launcher.js';
 import { heartbeatInterval, workerEnvironment } from './worker/worker-config.js';
-import { routeWorkerOutput } from './worker/output.js';
+import { routeForkServerOutput, routeWorkerOutput } from './worker/output.js';
+import type { ForkServerLauncher } from './worker/fork-launcher.js';
 
 /**
  * The master: binds the sockets, starts the arbiter and what steers it (signals, the control socket,
@@ -105,6 +106,8 @@ interface MasterParts {
   upgrades: MasterUpgrades;
   launcher: WorkerLauncher;
   reloader: DevReloader | undefined;
+  /** --start-method fork: the fork servers, for `corral status`. */
+  forking?: ForkServerLauncher | undefined;
 }
 
 /**
@@ -238,7 +241,15 @@ export class Master {
 
   /** The metrics port and the control socket (the previous master's until it has gone, in an upgrade). */
   private async observe(): Promise<void> {
-    this.observability = await startObservability(this.parts.config, this.arbiter, this.parts.output, () => this.reload('control'), this.recycler);
+    const forking = this.parts.forking;
+    this.observability = await startObservability(
+      this.parts.config,
+      this.arbiter,
+      this.parts.output,
+      () => this.reload('control'),
+      this.recycler,
+      forking,
+    );
   }
 
   /** Runs until the arbiter has stopped every worker; resolves with the exit code. */
@@ -324,12 +335,28 @@ export async function serve(givenConfig: CorralConfig, load: LoadCommandLine, ou
       },
       `corral ${VERSION} listening on ${addresses.join(', ')}`,
     );
-    const spawner = new SpawnLauncher({ config, listenerFds, identity, onOutput: routeWorkerOutput(output), log });
+    const onOutput = routeWorkerOutput(output);
+    const spawner = new SpawnLauncher({ config, listenerFds, identity, onOutput, log });
     const reloader = reloading ? new reloading.DevReloader(config, spawner, log) : undefined;
-    const master = new Master({ config, load, output, listeners, upgrades, launcher: reloader?.launcher ?? spawner, reloader });
+    // Forked from a fork server per generation unless --start-method spawn; --reload keeps its warm standbys (spawned).
+    const forking =
+      !reloader && config.startMethod === 'fork'
+        ? await (await import('./worker/fork-launcher.js')).ForkServerLauncher.open({
+            config,
+            listenerFds,
+            identity,
+            log,
+            onOutput,
+            onServerOutput: routeForkServerOutput(output),
+            spawn: spawner,
+          })
+        : undefined;
+    const launcher = reloader?.launcher ?? forking ?? spawner;
+    const master = new Master({ config, load, output, listeners, upgrades, launcher, reloader, forking });
     // A crash skips the finally below: what it does must still happen (workers, listeners, pid file).
     forgetCrash = onCrash(() => {
       master.killWorkers();
+      forking?.removeFiles();
       for (const listener of listeners) listener.close({ keepFile: upgrades?.socketsShared ?? false });
       upgrades?.releasePidFile();
     });

@@ -13,7 +13,7 @@ export const HELP_GROUPS: readonly { title: string; settings: readonly string[] 
   { title: 'Server socket', settings: ['bind', 'host', 'port', 'uds', 'fd', 'backlog', 'umask', 'reuse_port'] },
   {
     title: 'Workers',
-    settings: ['workers', 'worker_class', 'timeout', 'graceful_timeout', 'shutdown_delay', 'keepalive', 'boot_timeout', 'cgroup_root', 'threads', 'worker_connections', 'worker_tmp_dir'],
+    settings: ['workers', 'worker_class', 'start_method', 'timeout', 'graceful_timeout', 'shutdown_delay', 'keepalive', 'boot_timeout', 'cgroup_root', 'threads', 'worker_connections', 'worker_tmp_dir'],
   },
   {
     title: 'Restarts and recycling',

@@ -101,6 +101,10 @@ export interface CorralConfig {
   initgroups: boolean;
   /** Development mode: watch the code and swap in new workers when it changes. */
   reload: boolean;
+  /** How workers start: forked from a fork server per code generation, or spawned as fresh interpreters. */
+  startMethod: 'fork' | 'spawn';
+  /** --preload: the fork server imports the whole app, not only its third-party imports. */
+  preloadApp: boolean;
   /** Directories to watch; empty means the app directory. */
   reloadDirs: string[];
   reloadIncludes: string[];
@@ -312,6 +316,14 @@ function displayName(setting: Setting): string {
   return setting.flags.find((flag) => flag.startsWith('--')) ?? setting.name;
 }
 
+/** --preload preloads into a fork server: said when nothing is forked (spawn, or --reload). */
+function noticesForStartMethod(settings: Record<string, Resolved>, notices: Notice[]): void {
+  const preload = settings.preload_app!;
+  if (preload.value !== true) return;
+  const why = settings.reload!.value === true ? '--reload spawns its workers' : settings.start_method!.value === 'spawn' ? '--start-method spawn' : undefined;
+  if (why) notices.push({ level: 'info', setting: 'preload_app', msg: `--preload (${preload.source}) has no effect with ${why}: each worker imports the app itself` });
+}
+
 function noticesForSupport(settings: Record<string, Resolved>, notices: Notice[]): void {
   for (const setting of SETTINGS) {
     const resolved = settings[setting.name]!;
@@ -495,6 +507,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     settings.max_surge = { value: defaultMaxSurge(workers), source: 'default (a quarter of the workers, at least 1)' };
   }
   noticesForSupport(settings, notices);
+  noticesForStartMethod(settings, notices);
   const workerHooks = Object.keys(settings).filter((name) => WORKER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
   const masterHooks = Object.keys(settings).filter((name) => MASTER_HOOK_NAMES.has(name) && settings[name]!.value !== null);
   if (masterHooks.length > 0) {
@@ -558,6 +571,8 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     group: value<string | null>('group') ?? undefined,
     initgroups: value<boolean>('initgroups'),
     reload: value<boolean>('reload'),
+    startMethod: value<'fork' | 'spawn'>('start_method'),
+    preloadApp: value<boolean>('preload_app'),
     reloadDirs: value<string[]>('reload_dirs'),
     reloadIncludes: value<string[]>('reload_includes'),
     reloadExcludes: value<string[]>('reload_excludes'),

@@ -3,6 +3,7 @@ import type { RestartLedger } from '../supervisor/restart-ledger.js';
 import { formatBytes } from '../worker/resources.js';
 import { VERSION } from '../version.js';
 import type { WorkerState } from '../worker/worker.js';
+import type { ForkServerStatus } from '../worker/fork-launcher.js';
 
 export interface WorkerStatus {
   slot: number;
@@ -33,6 +34,8 @@ export interface StatusReport {
   workersWanted: number;
   stopping: boolean;
   workers: WorkerStatus[];
+  /** The live fork servers, one per code generation still serving (none with --start-method spawn). */
+  forkServers: ForkServerStatus[];
 }
 
 /** A snapshot of the master and its workers, for `corral status`. */
@@ -40,6 +43,7 @@ export function collectStatus(
   arbiter: Pick<Arbiter, 'liveWorkers' | 'wantedWorkers' | 'stopping'>,
   ledger: Pick<RestartLedger, 'restartsOf'>,
   now = Date.now(),
+  forkServers: () => ForkServerStatus[] = () => [],
 ): StatusReport {
   const workers = arbiter
     .liveWorkers()
@@ -70,6 +74,7 @@ export function collectStatus(
     workersWanted: arbiter.wantedWorkers(),
     stopping: arbiter.stopping,
     workers,
+    forkServers: forkServers(),
   };
 }
 
@@ -110,8 +115,16 @@ export function formatStatusTable(report: StatusReport): string {
       .join('  ')
       .trimEnd();
   const ready = report.workers.filter((worker) => worker.state === 'ready').length;
+  // In the summary line, so every line under the header stays a worker's (scripts read the table so).
+  // Absent from a report of an older corral (a client newer than its master).
+  const servers = (report.forkServers ?? []).map(
+    (server) =>
+      `${server.pid ?? '-'} (generation ${server.generation}${server.state === 'ready' ? '' : `, ${server.state}`}` +
+      `${server.pssBytes === null ? '' : `, PSS ${formatBytes(server.pssBytes)}`})`,
+  );
   const summary =
     `corral ${report.version}, master pid ${report.pid}, up ${formatAge(report.uptimeSeconds)}, ` +
-    `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}`;
+    `${ready} of ${report.workersWanted} workers ready${report.stopping ? ', stopping' : ''}` +
+    (servers.length > 0 ? `; fork server${servers.length === 1 ? '' : 's'} ${servers.join(', ')}` : '');
   return [summary, line(header), ...rows.map(line)].join('\n');
 }

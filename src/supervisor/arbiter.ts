@@ -366,7 +366,23 @@ export class Arbiter extends EventEmitter<ArbiterEvents> {
       worker = new UnstartedWorker(spec, error);
     }
     this.workers.add(worker);
-    this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
+    const booting = () => this.log.info({ worker: slot, pid: worker.pid, generation, role }, 'worker booting');
+    // A forked worker's pid comes from its fork server a moment later: its record waits for it (and
+    // is left out for a worker stopped before it had one: it never booted).
+    if (worker.pid === undefined && worker.state === 'booting' && !(worker instanceof UnstartedWorker)) {
+      const onExit = () => {
+        worker.off('started', onStarted);
+        if (worker.stopReason === undefined) booting();
+      };
+      const onStarted = () => {
+        worker.off('exit', onExit);
+        if (worker.stopReason === undefined) booting();
+      };
+      worker.once('started', onStarted);
+      worker.once('exit', onExit);
+    } else {
+      booting();
+    }
     this.emit('worker-spawn', worker);
     worker.on('ready', () => this.onReady(worker));
     worker.once('exit', (exit) => this.onExit(worker, exit));

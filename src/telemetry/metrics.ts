@@ -3,6 +3,7 @@ import type { Arbiter } from '../supervisor/arbiter.js';
 import type { LogOutput } from './logger.js';
 import type { RestartLedger } from '../supervisor/restart-ledger.js';
 import type { Worker, WorkerState } from '../worker/worker.js';
+import type { ForkServerSource } from '../worker/fork-launcher.js';
 
 export const METRIC_PREFIX = 'corral_';
 
@@ -21,7 +22,7 @@ function workerLabels(worker: Worker): { worker: string; pid: string } {
 export class CorralMetrics {
   readonly registry = new Registry();
 
-  constructor(arbiter: Arbiter, ledger: RestartLedger, logs?: Pick<LogOutput, 'dropped'>) {
+  constructor(arbiter: Arbiter, ledger: RestartLedger, logs?: Pick<LogOutput, 'dropped'>, forkServers?: ForkServerSource) {
     const registers = [this.registry];
     const live = () => arbiter.liveWorkers().filter((worker) => worker.state !== 'exited');
 
@@ -129,6 +130,27 @@ export class CorralMetrics {
         'sink',
         () => logs.dropped().map(({ sink, records }) => [sink, records]),
       );
+    }
+
+    if (forkServers) {
+      // One series per live fork server (--start-method fork), sampled at the scrape.
+      const memory = new Gauge({
+        name: `${METRIC_PREFIX}fork_server_memory_bytes`,
+        help: 'Memory of each live fork server (one per code generation still serving), from /proc/PID/smaps_rollup: kind = pss (its share of the pages its workers use with it), uss, rss',
+        labelNames: ['generation', 'pid', 'kind'] as const,
+        registers,
+        async collect() {
+          await forkServers.sample();
+          this.reset();
+          for (const server of forkServers.status()) {
+            const labels = { generation: String(server.generation), pid: String(server.pid ?? '') };
+            if (server.pssBytes !== null) this.set({ ...labels, kind: 'pss' }, server.pssBytes);
+            if (server.ussBytes !== null) this.set({ ...labels, kind: 'uss' }, server.ussBytes);
+            if (server.rssBytes !== null) this.set({ ...labels, kind: 'rss' }, server.rssBytes);
+          }
+        },
+      });
+      void memory;
     }
 
     // The master's own CPU, memory, file descriptors, event loop lag, …

@@ -2,6 +2,7 @@ import type { Arbiter } from '../supervisor/arbiter.js';
 import type { LogOutput } from './logger.js';
 import type { CorralConfig } from '../config/resolve.js';
 import { RestartLedger } from '../supervisor/restart-ledger.js';
+import type { ForkServerSource } from '../worker/fork-launcher.js';
 
 export interface Observability {
   /** Stops the endpoints and the control socket; call it once the arbiter has stopped. */
@@ -29,6 +30,8 @@ export async function startObservability(
   reload: () => void,
   /** Waits for the first resource samples of workers that have just become ready. */
   samples?: { settled(): Promise<void> },
+  /** The live fork servers, for `corral status` and the metrics. */
+  forkServers?: ForkServerSource,
 ): Promise<Observability> {
   const log = output.logger;
   const ledger = new RestartLedger(arbiter);
@@ -41,7 +44,7 @@ export async function startObservability(
     if (config.metricsBind) {
       // prom-client loads only when metrics are on: it costs the master about 10 MiB.
       const { CorralMetrics } = await import('./metrics.js');
-      const metrics = new CorralMetrics(arbiter, ledger, output);
+      const metrics = new CorralMetrics(arbiter, ledger, output, forkServers);
       const { HttpEndpoints } = await import('./http-endpoints.js');
       const endpoints = await HttpEndpoints.listen(config.metricsBind, {
         metrics: async () => {
@@ -63,7 +66,7 @@ export async function startObservability(
         const control = await ControlServer.listen(
           path,
           {
-            status: () => collectStatus(arbiter, ledger),
+            status: () => collectStatus(arbiter, ledger, Date.now(), forkServers && (() => forkServers.status())),
             reload,
             scale: (workers) => arbiter.requestScaleTo(workers),
             stop: (mode) => arbiter.stop(mode),

@@ -27,3 +27,18 @@ export function routeWorkerOutput(output: LogOutput) {
     text(worker, stream, line, droppedBytes);
   };
 }
+
+/** A fork server's output, labelled with its generation and pid as a worker's is with its slot. */
+export type ForkServerOutput = (server: { generation: number; pid: number | undefined }, stream: WorkerStream, line: string, droppedBytes: number) => void;
+
+export function routeForkServerOutput(output: LogOutput): ForkServerOutput {
+  return (server, stream, line, droppedBytes) => {
+    if (stream === 'records' && droppedBytes === 0 && line.startsWith(RECORD_START) && line.endsWith('}')) {
+      output.writeRecord(`${line.slice(0, -1)},"forkServer":${server.generation},"pid":${server.pid ?? null}}`);
+      return;
+    }
+    const fields = { forkServer: server.generation, pid: server.pid, stream };
+    if (stream === 'stdout') output.logger.info(fields, markTruncated(line, droppedBytes));
+    else output.logger.warn(fields, markTruncated(line, droppedBytes));
+  };
+}

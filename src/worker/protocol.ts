@@ -108,3 +108,82 @@ export function parseWorkerMessage(line: string): WorkerMessage | undefined {
 export function encodeMasterMessage(message: MasterMessage): string {
   return `${JSON.stringify(message)}\n`;
 }
+
+/**
+ * The fork server's pipe (fd 3 of `corral_worker.py --fork-server`; src/worker/fork-server.ts), one
+ * JSON object a line both ways, as protocol.py's FORK_SERVER_MESSAGES and FORK_SERVER_REQUESTS.
+ */
+export const FORK_SERVER_MESSAGES = {
+  /** --preload: the app could not be imported (sent before the fork server exits with app_load_failure). */
+  boot_error: ['exception', 'file', 'kind', 'line', 'message', 'traceback'],
+  /** A child was reaped: its exit code, or the signal that ended it. */
+  exited: ['code', 'pid', 'signal'],
+  /** os.fork() failed (EAGAIN, ENOMEM): a failed spawn. */
+  fork_failed: ['error', 'token'],
+  /** The worker of this token is the child with this pid. */
+  forked: ['pid', 'token'],
+  /** The preload is done; threads other than the main one make forking unsafe. */
+  ready: ['modules', 'preloaded', 'seconds', 'sockets', 'threads'],
+  /** A fork request found threads running: the worker is spawned instead. */
+  unsafe: ['threads', 'token'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** Master → fork server. */
+export const FORK_SERVER_REQUESTS = {
+  /** Fork one worker with these settings; its channels connect back with the token. */
+  fork: ['settings', 'token'],
+  /** A newer generation serves: exit once the last child is gone. */
+  retire: [],
+  /** Signal a child, unless it has been reaped already. */
+  signal: ['pid', 'signal'],
+} as const satisfies Record<string, readonly string[]>;
+
+/** A forked worker's connections to the master's channel socket, in the order it opens them. */
+export const CHANNEL_STREAMS = ['control', 'records', 'stdout', 'stderr'] as const;
+
+interface ForkServerMessageFields {
+  boot_error: BootErrorFields;
+  exited: { code: number | null; pid: number; signal: NodeJS.Signals | null };
+  fork_failed: { error: string; token: string };
+  forked: { pid: number; token: string };
+  ready: { modules: number; preloaded: number; seconds: number; sockets: number; threads: string[] };
+  unsafe: { threads: string[]; token: string };
+}
+
+interface ForkServerRequestFields {
+  fork: { settings: Record<string, unknown>; token: string };
+  retire: Record<never, never>;
+  signal: { pid: number; signal: NodeJS.Signals };
+}
+
+/** A message from a fork server, as the master reads it. */
+export type ForkServerMessage = Messages<ForkServerMessageFields>;
+/** A request to a fork server, as the master writes it. */
+export type ForkServerRequest = Messages<ForkServerRequestFields>;
+
+export type ForkServerTypesMatchTables = [
+  SameFields<ForkServerMessageFields, typeof FORK_SERVER_MESSAGES>,
+  SameFields<ForkServerRequestFields, typeof FORK_SERVER_REQUESTS>,
+] extends [true, true]
+  ? true
+  : never;
+const forkServerTypesMatchTables: ForkServerTypesMatchTables = true;
+void forkServerTypesMatchTables;
+
+/** A line of the fork server's pipe as a message, or undefined when it is none. */
+export function parseForkServerMessage(line: string): ForkServerMessage | undefined {
+  let message: unknown;
+  try {
+    message = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof message !== 'object' || message === null) return undefined;
+  const type = (message as { type?: unknown }).type;
+  return typeof type === 'string' && Object.hasOwn(FORK_SERVER_MESSAGES, type) ? (message as ForkServerMessage) : undefined;
+}
+
+/** One request to a fork server as the line written to its pipe. */
+export function encodeForkServerRequest(request: ForkServerRequest): string {
+  return `${JSON.stringify(request)}\n`;
+}

@@ -59,6 +59,8 @@ export function workerSettings(config: CorralConfig): Record<string, unknown> {
     heartbeat_interval: heartbeatInterval(config.timeout),
     max_requests: config.maxRequests,
     max_requests_jitter: config.maxRequestsJitter,
+    // Read by a fork server only (--start-method fork): it imports the app itself, not only its imports.
+    preload_app: config.preloadApp,
     uvicorn: config.uvicorn,
     proc_name: config.procName ?? null,
     ...hookSettings(config),

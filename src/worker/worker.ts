@@ -31,6 +31,8 @@ export interface WorkerExit {
 }
 
 export interface WorkerEvents {
+  /** The pid is known now: sent by a worker whose process another process starts (a fork server). */
+  started: [];
   ready: [];
   heartbeat: [];
   retiring: [reason: string];

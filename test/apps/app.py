@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import time
 from typing import Any
@@ -65,4 +66,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         print(query.get("text", "hello from print"))
     elif path == "/raise":
         raise RuntimeError("raised on purpose")
+    elif path == "/random":
+        await respond(send, 200, f"{os.getpid()} {random.random()}".encode())
+        return
     await respond(send, 200, str(os.getpid()).encode())

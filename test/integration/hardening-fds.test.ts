@@ -115,9 +115,11 @@ describe('file descriptor exhaustion', () => {
     const port = await freePort();
     const metricsPort = await freePort();
     const controlSocket = path.join(dir, 'control.sock');
+    // Spawned workers: a spawn needs descriptors of the master's own (pipes, the exec error pipe), while
+    // a fork needs only the connections the killed worker freed (fork-server.test.ts replaces one so).
     const corral = startCorral([
       '-w', '2', '-b', `127.0.0.1:${port}`, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--control-socket', controlSocket,
-      '--graceful-timeout', String(GRACEFUL), '--app-dir', TEST_APPS, 'app:app',
+      '--graceful-timeout', String(GRACEFUL), '--start-method', 'spawn', '--app-dir', TEST_APPS, 'app:app',
     ]);
     const [victim, survivor] = await corral.waitForReadyWorkers(2);
     const limits = fdLimits(corral.pid);

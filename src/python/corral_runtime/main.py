@@ -18,10 +18,24 @@ from .standby import wait_as_standby
 
 
 def main(argv: list[str]) -> int:
-    """`corral_worker.py` runs a worker; `corral_worker.py --check-app` is `corral --check-config`'s import of the app."""
+    """`corral_worker.py` runs a worker; `corral_worker.py --check-app` is `corral --check-config`'s import
+    of the app; `corral_worker.py --fork-server` is a generation's fork server, whose forked children
+    come back here as workers."""
     settings = read_settings()
     if argv == ["--check-app"]:
         return check_app(settings)
+    if argv == ["--fork-server"]:
+        from .fork_child import become_worker
+        from .fork_server import serve
+
+        outcome = serve(settings)
+        if isinstance(outcome, int):
+            return outcome
+        # A forked child, out of the fork server's loop: from here on a worker like a spawned one.
+        try:
+            settings = become_worker(outcome)
+        except MasterGone:
+            return EXIT_CODES["ok"]
     context = WorkerContext.from_settings(settings)
     # As gunicorn's arbiter maps a worker's boot errors: every early end of the worker is an exception
     # of failures.py, and only here does it become an exit code.
@@ -44,7 +58,10 @@ def main(argv: list[str]) -> int:
 def run(context: WorkerContext) -> None:
     """A worker's life, in order; it returns after the drain, or raises (failures.py) to end early."""
     settings = context.settings
-    die_with_parent(int(settings.get("master_pid", 0)))
+    if not settings.get("forked"):
+        # A forked worker's parent is its fork server, whose death it must survive; it dies with the
+        # master through its control channel's EOF (below).
+        die_with_parent(int(settings.get("master_pid", 0)))
     # SIGABRT from the master (a hung worker) dumps every thread's stack to stderr, then dies.
     faulthandler.enable(file=sys.stderr, all_threads=True)
     configure_logging(str(settings.get("log_level", "info")), context.log_handler)

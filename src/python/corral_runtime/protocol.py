@@ -34,6 +34,37 @@ MASTER_MESSAGES: dict[str, tuple[str, ...]] = {
     "go": ("generation", "slot"),
 }
 
+# Fork server → master, on the fork server's own control pipe (fork_server.py `report`).
+FORK_SERVER_MESSAGES: dict[str, tuple[str, ...]] = {
+    # The preload is done: how many modules are loaded, how long it took, and the threads other than
+    # the main one (any thread makes forking unsafe: the master starts this generation with spawn).
+    "ready": ("modules", "preloaded", "seconds", "sockets", "threads"),
+    # A fork request found threads running: this worker, and the generation's next, are spawned instead.
+    "unsafe": ("threads", "token"),
+    # The worker of this token is the child with this pid.
+    "forked": ("pid", "token"),
+    # os.fork() failed (EAGAIN, ENOMEM): the master counts it as a failed spawn.
+    "fork_failed": ("error", "token"),
+    # A child was reaped: its exit code, or the signal that ended it.
+    "exited": ("code", "pid", "signal"),
+    # --preload: the app could not be imported in the fork server (sent before its exit with app_load_failure).
+    "boot_error": ("exception", "file", "kind", "line", "message", "traceback"),
+}
+
+# Master → fork server.
+FORK_SERVER_REQUESTS: dict[str, tuple[str, ...]] = {
+    # Fork one worker with these settings; its channels connect back with the token.
+    "fork": ("settings", "token"),
+    # Signal a child, unless it has been reaped already (the fork server is its parent: no recycled pid).
+    "signal": ("pid", "signal"),
+    # A newer generation serves: exit once the last child is gone.
+    "retire": (),
+}
+
+# A forked worker's connections to the master's channel socket, each opened with a hello line
+# {"token": …, "stream": …}: the control channel, the record channel, then its stdout and stderr.
+CHANNEL_STREAMS: tuple[str, ...] = ("control", "records", "stdout", "stderr")
+
 EXIT_CODES: dict[str, int] = {
     # A drained worker, or one whose master is gone.
     "ok": 0,

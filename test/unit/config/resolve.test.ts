@@ -166,11 +166,22 @@ describe('uvicorn binds', () => {
 });
 
 describe('settings corral accepts but does differently, or cannot honour', () => {
-  it('says what it does instead of --preload and --worker-tmp-dir, and warns about --daemon and statsd', () => {
-    const notices = run(['--preload', '--worker-tmp-dir', '/dev/shm', '-D', '--statsd-host', 'localhost:8125', '--limit-request-line', '8190', 'app:app']).notices;
+  it('says what it does instead of --worker-tmp-dir, and warns about --daemon and statsd', () => {
+    const notices = run(['--worker-tmp-dir', '/dev/shm', '-D', '--statsd-host', 'localhost:8125', '--limit-request-line', '8190', 'app:app']).notices;
     const levels = Object.fromEntries(notices.map((notice) => [notice.setting, notice.level]));
-    expect(levels).toMatchObject({ preload_app: 'info', worker_tmp_dir: 'info', daemon: 'warn', statsd_host: 'warn', limit_request_line: 'warn' });
+    expect(levels).toMatchObject({ worker_tmp_dir: 'info', daemon: 'warn', statsd_host: 'warn', limit_request_line: 'warn' });
     expect(notices.find((notice) => notice.setting === 'daemon')!.msg).toContain('--daemon (command line) is not supported');
+  });
+
+  it('forks by default; --preload is honoured, and said to have no effect where nothing is forked', () => {
+    expect(run(['app:app'])).toMatchObject({ startMethod: 'fork', preloadApp: false });
+    expect(run(['--start-method', 'spawn', 'app:app'], { CORRAL_PRELOAD: 'true' })).toMatchObject({ startMethod: 'spawn', preloadApp: true });
+    expect(run(['app:app'], { CORRAL_START_METHOD: 'spawn' }).startMethod).toBe('spawn');
+    expect(run(['--preload', 'app:app']).notices).toEqual([]);
+    expect(run(['--preload', '--start-method', 'spawn', 'app:app']).notices).toEqual([
+      expect.objectContaining({ setting: 'preload_app', msg: expect.stringContaining('no effect with --start-method spawn') }),
+    ]);
+    expect(run(['--preload', '--reload', 'app:app']).notices.map((notice) => notice.msg)).toContainEqual(expect.stringContaining('no effect with --reload'));
   });
 
   it('says nothing about settings left at their defaults', () => {

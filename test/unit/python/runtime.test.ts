@@ -35,6 +35,59 @@ describe('the worker runtime (src/python/corral_runtime)', () => {
     expect([...sent].sort()).toEqual([...declared].sort());
   });
 
+  it('the fork server reports exactly the messages of protocol.py FORK_SERVER_MESSAGES, and handles every request', () => {
+    const protocol = JSON.parse(
+      python(['import json', 'from corral_runtime.protocol import FORK_SERVER_MESSAGES, FORK_SERVER_REQUESTS', 'print(json.dumps([FORK_SERVER_MESSAGES, FORK_SERVER_REQUESTS]))']),
+    ) as [Record<string, string[]>, Record<string, string[]>];
+    const source = runtimeSources().get('fork_server.py')!;
+    const reported = new Set([...source.matchAll(/\.report\(\s*"(\w+)"/g)].map((match) => match[1]!));
+    expect([...reported].sort()).toEqual(Object.keys(protocol[0]).sort());
+    // Each request the master sends (src/worker/fork-server.ts) is one the fork server handles.
+    for (const request of Object.keys(protocol[1])) expect(source).toContain(`kind == "${request}"`);
+  });
+
+  it("finds the app's third-party imports by reading its own modules, never running them", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-runtime-'));
+    temporaryDirs.push(dir);
+    fs.mkdirSync(path.join(dir, 'shop'));
+    const files: Record<string, string[]> = {
+      'shop/__init__.py': ['import json', 'raise SystemExit("the app ran")'],
+      'shop/main.py': [
+        'from __future__ import annotations',
+        'import decimal, shop.models',
+        'from . import views',
+        'from typing import TYPE_CHECKING',
+        'if TYPE_CHECKING:',
+        '    import tomllib',
+        'try:',
+        '    import csv',
+        'except ImportError:',
+        '    csv = None',
+        'class Handler:',
+        '    import fractions',
+        'def later():',
+        '    import sqlite3',
+        'app = None',
+      ],
+      'shop/models.py': ['from email.mime import text', 'from .views import render'],
+      'shop/views.py': ['import html', 'def render(): pass'],
+    };
+    for (const [name, lines] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), `${lines.join('\n')}\n`);
+    const found = python(
+      ['import json', 'from corral_runtime.preload import third_party_imports', `print(json.dumps(third_party_imports("shop.main", {"app_dir": ${JSON.stringify(dir)}})))`],
+      {},
+    );
+    expect(JSON.parse(found)).toEqual([
+      ['decimal', []],
+      ['typing', ['TYPE_CHECKING']],
+      ['csv', []],
+      ['fractions', []],
+      ['json', []],
+      ['email.mime', ['text']],
+      ['html', []],
+    ]);
+  });
+
   it('refuses to send a message or a field protocol.py does not name', () => {
     const verdicts = python([
       'from corral_runtime.channel import ControlChannel',

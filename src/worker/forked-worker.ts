@@ -1,0 +1,305 @@
+import { randomBytes } from 'node:crypto';
+import type net from 'node:net';
+import type { Readable } from 'node:stream';
+import type { ChannelStream } from './channel-server.js';
+import type { ForkServer } from './fork-server.js';
+import { CHANNEL_STREAMS, parseWorkerMessage } from './protocol.js';
+import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
+import {
+  spawnFailure,
+  WorkerRecord,
+  type BootError,
+  type StopMode,
+  type StopReason,
+  type Worker,
+  type WorkerExit,
+  type WorkerSpawnSpec,
+  type WorkerStream,
+} from './worker.js';
+
+export interface ForkedWorkerOptions {
+  gracefulTimeoutMs: number;
+  onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
+}
+
+const QUICK_STOP_KILL_MS = 2_000;
+/** A child reaped before the master accepted its control connection: how long that connection may still come. */
+const LATE_CHANNEL_MS = 300;
+/** Control EOF while the fork server lives: how long its report of the exit may take. */
+const EXIT_REPORT_MS = 2_000;
+
+/**
+ * A worker forked by a generation's fork server (src/worker/fork-launcher.ts asks for it). To the
+ * arbiter it is a worker like a spawned one: the same states and events. Its control channel, record
+ * channel, stdout and stderr are connections the child opened to the master's channel socket
+ * (src/worker/channel-server.ts), so they outlive the fork server; its exit code comes from the fork
+ * server, which reaps it, and its end is the later of that report and the control channel's EOF (so
+ * a boot_error written just before the exit is read first). Signals go through the fork server, which
+ * never signals a reaped pid; once the fork server is gone, straight to the pid while the control
+ * channel is open (the child holds it until it dies, so the pid is still its own).
+ *
+ * When the generation cannot fork (threads in the fork server), `spawnInstead` runs it as a spawned
+ * worker and this object passes that worker's events on.
+ */
+export class ForkedWorker extends WorkerRecord {
+  readonly token = randomBytes(16).toString('hex');
+  private childPid: number | undefined;
+  private server: ForkServer | undefined;
+  private inner: Worker | undefined;
+  private controlSocket: net.Socket | undefined;
+  private controlEnded = false;
+  private exitReport: WorkerExit | undefined;
+  private finishTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  /** A signal asked for before the fork server said which pid the worker has. */
+  private pendingSignal: NodeJS.Signals | undefined;
+  /** Set by the launcher: takes the request back while it waits for its fork server. */
+  cancelRequest: (() => boolean) | undefined;
+  private readonly sockets: net.Socket[] = [];
+  private readonly attached = new Set<ChannelStream>();
+
+  constructor(
+    spec: WorkerSpawnSpec,
+    private readonly options: ForkedWorkerOptions,
+  ) {
+    super(spec);
+  }
+
+  get pid(): number | undefined {
+    return this.inner ? this.inner.pid : this.childPid;
+  }
+
+  // ---- what the launcher reports ------------------------------------------------------------
+
+  /** The fork server forked it: this is its pid. */
+  forked(server: ForkServer, pid: number): void {
+    this.server = server;
+    this.childPid = pid;
+    this.emit('started');
+    if (this.pendingSignal) this.signal(this.pendingSignal);
+  }
+
+  /** No process could be made (the fork server died first, a fork failed): a failed spawn. */
+  failSpawn(error: unknown, bootError?: BootError, exit: WorkerExit = { code: null, signal: null }): void {
+    if (this.state === 'exited' || this.exitReport) return;
+    this.bootError ??= bootError ?? spawnFailure(error);
+    this.exitReport = exit;
+    setImmediate(() => this.finish(exit));
+  }
+
+  /** The fork server reaped it. */
+  childExited(exit: WorkerExit): void {
+    if (this.exitReport) return;
+    this.exitReport = exit;
+    this.maybeFinish();
+  }
+
+  /** Its fork server is gone: from now on the control channel's EOF is its end. */
+  serverLost(): void {
+    this.maybeFinish();
+  }
+
+  /** Runs it as a spawned worker instead (the generation cannot fork). */
+  spawnInstead(spawnWorker: (spec: WorkerSpawnSpec) => Worker): void {
+    if (this.state === 'exited') return;
+    const inner = spawnWorker({ slot: this.slot, generation: this.generation, role: this.role });
+    this.inner = inner;
+    inner.on('ready', () => this.markReady());
+    inner.on('heartbeat', () => {
+      this.lastHeartbeatAt = inner.lastHeartbeatAt;
+      this.requests = inner.requests;
+      this.connections = inner.connections;
+      this.emit('heartbeat');
+    });
+    inner.on('retiring', (reason) => {
+      this.requests = inner.requests;
+      this.emit('retiring', reason);
+    });
+    inner.once('exit', (exit) => {
+      this.bootError = inner.bootError;
+      this.finish(exit);
+    });
+    if (inner.pid !== undefined) this.emit('started');
+    if (this.stopReason !== undefined) inner.stop(this.stopReason, this.pendingSignal === 'SIGKILL' ? 'kill' : 'quick');
+  }
+
+  /**
+   * One of the child's connections, after its hello line; false when it is refused (the worker has
+   * exited, or that stream is connected already: one of each, from the child the fork request made).
+   */
+  attach(stream: ChannelStream, socket: net.Socket): boolean {
+    if (this.state === 'exited' || this.attached.has(stream)) {
+      socket.destroy();
+      return false;
+    }
+    this.attached.add(stream);
+    this.sockets.push(socket);
+    socket.on('error', () => undefined);
+    const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
+    const onOutput = this.options.onOutput;
+    if (stream === 'stdout' || stream === 'stderr') {
+      this.readLines(socket, { ...text, onLine: (line, dropped) => onOutput(this, stream, line, dropped) });
+    } else if (stream === 'records') {
+      this.readLines(socket, { limit: RECORD_LINE_LIMIT, onLine: (line, dropped) => onOutput(this, 'records', line, dropped) });
+    } else {
+      this.controlSocket = socket;
+      this.readLines(socket, {
+        limit: CONTROL_LINE_LIMIT,
+        onLine: (line, dropped) => {
+          if (dropped === 0) this.onControl(line);
+        },
+      });
+      socket.once('close', () => {
+        this.controlEnded = true;
+        this.maybeFinish();
+      });
+    }
+    return true;
+  }
+
+  /** Every stream of the child is connected: its token opens nothing more. */
+  get connected(): boolean {
+    return this.attached.size === CHANNEL_STREAMS.length;
+  }
+
+  private readLines(stream: Readable, options: LineSplitterOptions): void {
+    const lines = new LineSplitter(options);
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => lines.push(text));
+    stream.on('end', () => lines.end());
+  }
+
+  private onControl(line: string): void {
+    const message = parseWorkerMessage(line);
+    if (message === undefined) return;
+    switch (message.type) {
+      case 'ready':
+        this.markReady();
+        return;
+      case 'heartbeat':
+        this.lastHeartbeatAt = Date.now();
+        this.requests = message.requests;
+        this.connections = message.connections;
+        this.emit('heartbeat');
+        return;
+      case 'retiring':
+        if (message.requests !== undefined) this.requests = message.requests;
+        this.emit('retiring', message.reason);
+        return;
+      case 'boot_error':
+        this.bootError = { kind: message.kind, message: message.message, traceback: message.traceback };
+        if (message.file !== undefined) this.bootError.file = message.file;
+        if (message.line !== undefined) this.bootError.line = message.line;
+        if (message.exception !== undefined) this.bootError.exception = message.exception;
+        return;
+      case 'standby':
+      case 'modules':
+        // Reload mode's standbys only, which are spawned.
+        return;
+      default: {
+        const unhandled: never = message;
+        return unhandled;
+      }
+    }
+  }
+
+  // ---- its end ------------------------------------------------------------------------------
+
+  private maybeFinish(): void {
+    if (this.state === 'exited' || this.inner) return;
+    const serverAlive = this.server?.alive ?? false;
+    if (this.exitReport) {
+      if (this.controlSocket && !this.controlEnded) return; // the EOF follows: the process is gone
+      if (!this.controlSocket) {
+        // The child may have connected just before it died: that connection waits in the backlog.
+        this.finishTimer ??= setTimeout(() => this.finish(this.exitReport!), LATE_CHANNEL_MS);
+        return;
+      }
+      this.finish(this.exitReport);
+      return;
+    }
+    if (!this.controlEnded) return;
+    if (serverAlive) {
+      // The fork server reaps it and reports how it ended; should that report not come, it ended anyway.
+      this.finishTimer ??= setTimeout(() => this.finish({ code: null, signal: null }), EXIT_REPORT_MS);
+      return;
+    }
+    // An orphan (its fork server was killed): nobody here can learn its exit status.
+    this.finish({ code: null, signal: null });
+  }
+
+  private finish(exit: WorkerExit): void {
+    if (this.state === 'exited') return;
+    this.state = 'exited';
+    clearTimeout(this.finishTimer);
+    clearTimeout(this.killTimer);
+    // A child that ends before it ever connected could not report why: say so.
+    if (!this.inner && this.childPid !== undefined && !this.controlSocket && this.bootError === undefined) {
+      this.bootError = spawnFailure(new Error(`the forked worker exited (${exit.signal ?? `code ${exit.code}`}) before it connected to the master`));
+    }
+    for (const socket of this.sockets) socket.destroy();
+    this.emit('exit', exit);
+  }
+
+  // ---- stopping -----------------------------------------------------------------------------
+
+  private signal(signal: NodeJS.Signals): void {
+    if (this.state === 'exited') return;
+    if (this.childPid === undefined) {
+      // Not forked yet: a request still queued is taken back (no process, nothing to stop); one sent
+      // gets the signal as soon as its pid is known.
+      if (this.cancelRequest?.()) {
+        this.exitReport = { code: null, signal: null };
+        setImmediate(() => this.finish(this.exitReport!));
+        return;
+      }
+      this.pendingSignal = signal === 'SIGKILL' || this.pendingSignal === undefined ? signal : this.pendingSignal;
+      return;
+    }
+    if (this.server?.alive && this.server.signal(this.childPid, signal)) return;
+    if (this.controlSocket && !this.controlEnded) {
+      try {
+        process.kill(this.childPid, signal);
+      } catch {
+        // Already gone: the control channel's EOF follows.
+      }
+    }
+  }
+
+  private killAfter(ms: number): void {
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => this.signal('SIGKILL'), ms);
+  }
+
+  stop(reason: StopReason, mode: StopMode): void {
+    if (this.state === 'exited') return;
+    const escalating = this.stopReason !== undefined;
+    this.stopReason ??= reason;
+    this.state = 'draining';
+    if (this.inner) {
+      this.inner.stop(reason, mode);
+      return;
+    }
+    if (mode === 'kill') {
+      this.signal('SIGKILL');
+    } else if (mode === 'quick') {
+      this.signal('SIGINT');
+      this.killAfter(QUICK_STOP_KILL_MS);
+    } else if (!escalating) {
+      this.signal('SIGTERM');
+      this.killAfter(this.options.gracefulTimeoutMs);
+    }
+  }
+
+  abort(reason: StopReason, graceMs: number): void {
+    if (this.state === 'exited') return;
+    this.stopReason ??= reason;
+    this.state = 'draining';
+    if (this.inner) {
+      this.inner.abort(reason, graceMs);
+      return;
+    }
+    this.signal('SIGABRT');
+    this.killAfter(graceMs);
+  }
+}
