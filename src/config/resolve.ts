@@ -450,6 +450,37 @@ function parseHeaders(values: string[]): [string, string][] {
   });
 }
 
+/** CorralConfig's fields whose type is number. */
+type NumberField = { [K in keyof CorralConfig]: CorralConfig[K] extends number ? K : never }[keyof CorralConfig];
+
+/**
+ * The numeric fields that are their setting's value as it is, field → setting name: one line each, where
+ * a field CorralConfig lacks, or one that is not a number, fails to compile. (workers and umask are
+ * computed, so they are not here.)
+ */
+const NUMBER_FIELDS = {
+  gracefulTimeout: 'graceful_timeout',
+  shutdownDelay: 'shutdown_delay',
+  timeout: 'timeout',
+  bootTimeout: 'boot_timeout',
+  maxRequests: 'max_requests',
+  maxRequestsJitter: 'max_requests_jitter',
+  maxMemory: 'max_memory',
+  memoryCheckInterval: 'memory_check_interval',
+  maxWorkerLifetime: 'max_worker_lifetime',
+  maxWorkerLifetimeJitter: 'max_worker_lifetime_jitter',
+  maxSurge: 'max_surge',
+  reloadDelay: 'reload_delay',
+} as const satisfies { [K in NumberField]?: string };
+
+/** The table's fields with their types in CorralConfig: the config literal still names every other field. */
+type NumberFields = { [K in keyof typeof NUMBER_FIELDS]: CorralConfig[K] };
+
+function numberFields(settings: Record<string, Resolved>): NumberFields {
+  // Object.fromEntries cannot know the keys; the table's type says them.
+  return Object.fromEntries(Object.entries(NUMBER_FIELDS).map(([field, name]) => [field, settings[name]!.value as number])) as NumberFields;
+}
+
 /** Turns argv, the environment and a config file's contents into a configuration. Pure: throws UsageError. */
 export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv, context: ParseContext = {}): CommandLine {
   const notices: Notice[] = [];
@@ -540,17 +571,7 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     binds,
     appDir: value<string>('app_dir'),
     python: value<string>('python'),
-    gracefulTimeout: value<number>('graceful_timeout'),
-    shutdownDelay: value<number>('shutdown_delay'),
-    timeout: value<number>('timeout'),
-    bootTimeout: value<number>('boot_timeout'),
-    maxRequests: value<number>('max_requests'),
-    maxRequestsJitter: value<number>('max_requests_jitter'),
-    maxMemory: value<number>('max_memory'),
-    memoryCheckInterval: value<number>('memory_check_interval'),
-    maxWorkerLifetime: value<number>('max_worker_lifetime'),
-    maxWorkerLifetimeJitter: value<number>('max_worker_lifetime_jitter'),
-    maxSurge: value<number>('max_surge'),
+    ...numberFields(settings),
     pidFile: value<string | null>('pidfile') ?? undefined,
     umask: parseInt(value<string>('umask').slice(2), 8),
     logLevel: value<LogLevel>('loglevel'),
@@ -576,7 +597,6 @@ export function parseCommandLine(argv: readonly string[], env: NodeJS.ProcessEnv
     reloadDirs: value<string[]>('reload_dirs'),
     reloadIncludes: value<string[]>('reload_includes'),
     reloadExcludes: value<string[]>('reload_excludes'),
-    reloadDelay: value<number>('reload_delay'),
     reloadExtraFiles: value<string[]>('reload_extra_files'),
     configFile: context.configFile ? { path: context.configFile.path || context.configFile.given, workerHooks, masterHooks } : undefined,
     workerClass,

@@ -1,22 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Readable, Writable } from 'node:stream';
-import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
+import { controlChannel, spawnWithChannels, type ChannelSpawnOptions } from './channels.js';
 import type { ForkServerOutput } from './output.js';
 import { encodeForkServerRequest, parseForkServerMessage, type ForkServerRequest } from './protocol.js';
 import type { BootError, WorkerExit } from './worker.js';
 
-export interface ForkServerOptions {
+export interface ForkServerOptions extends ChannelSpawnOptions {
   generation: number;
-  python: string;
-  entry: string;
-  listenerFds: readonly number[];
-  env: NodeJS.ProcessEnv;
   /** The generation's worker settings: what to preload (the app, uvicorn's protocols) comes from them. */
   settings: Record<string, unknown>;
   onOutput: ForkServerOutput;
-  uid?: number;
-  gid?: number;
 }
 
 /** What the fork server says once it has imported what its workers share. */
@@ -44,9 +37,6 @@ export interface ForkServerEvents {
 
 export type ForkServerState = 'starting' | 'ready' | 'exited';
 
-const CONTROL_FD = 3;
-const RECORD_FD = 4;
-
 /**
  * One fork server (`corral_worker.py --fork-server`, src/python/corral_runtime/fork_server.py): started
  * for a code generation with the listen sockets at the workers' fd numbers, it preloads, then forks
@@ -65,48 +55,12 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
   constructor(options: ForkServerOptions) {
     super();
     this.generation = options.generation;
-    const settings = {
-      ...options.settings,
-      generation: options.generation,
-      control_fd: CONTROL_FD,
-      record_fd: RECORD_FD,
-      listen_fds: options.listenerFds.map((_fd, index) => RECORD_FD + 1 + index),
-      master_pid: process.pid,
-    };
-    let child: ChildProcess;
-    try {
-      child = spawn(options.python, ['-u', options.entry, '--fork-server'], {
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe', ...options.listenerFds],
-        env: { ...options.env, PYTHONUNBUFFERED: '1', CORRAL_WORKER_CONFIG: JSON.stringify(settings) },
-        ...(options.uid !== undefined ? { uid: options.uid } : {}),
-        ...(options.gid !== undefined ? { gid: options.gid } : {}),
-      });
-    } catch (error) {
-      this.fail(error);
-      return;
-    }
-    this.child = child;
-    child.on('error', (error) => {
-      if (child.pid === undefined) this.fail(error);
-    });
-    child.once('exit', (code, signal) => this.onExit({ code, signal }));
-    const control = child.stdio?.[CONTROL_FD] as Readable | null | undefined;
-    const records = child.stdio?.[RECORD_FD] as Readable | null | undefined;
-    if (!child.stdout || !child.stderr || !control || !records) {
-      if (child.pid !== undefined) child.kill('SIGKILL');
-      setImmediate(() => this.fail(new Error(`spawn ${options.python}: the pipes to the fork server could not be set up`)));
-      return;
-    }
-    const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
-    const label = this;
-    this.readLines(child.stdout, { ...text, onLine: (line, dropped) => options.onOutput(label, 'stdout', line, dropped) });
-    this.readLines(child.stderr, { ...text, onLine: (line, dropped) => options.onOutput(label, 'stderr', line, dropped) });
-    this.readLines(records, { limit: RECORD_LINE_LIMIT, onLine: (line, dropped) => options.onOutput(label, 'records', line, dropped) });
-    this.readLines(control, {
-      limit: CONTROL_LINE_LIMIT,
-      onLine: (line, dropped) => {
-        if (dropped === 0) this.onMessage(line);
-      },
+    const settings = { ...options.settings, generation: options.generation };
+    this.child = spawnWithChannels('fork server', { ...options, args: ['--fork-server'], settings }, {
+      onSpawnError: (error) => this.fail(error),
+      onExit: (exit) => this.onExit(exit),
+      onOutput: (stream, line, dropped) => options.onOutput(this, stream, line, dropped),
+      onControl: (line) => this.onMessage(line),
     });
   }
 
@@ -121,14 +75,6 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
   private fail(error: unknown): void {
     if (this.state === 'exited') return;
     setImmediate(() => this.onExit({ code: null, signal: null }, error));
-  }
-
-  private readLines(stream: Readable, options: LineSplitterOptions): void {
-    const lines = new LineSplitter(options);
-    stream.on('error', () => undefined);
-    stream.setEncoding('utf8');
-    stream.on('data', (text: string) => lines.push(text));
-    stream.on('end', () => lines.end());
   }
 
   private onMessage(line: string): void {
@@ -175,7 +121,7 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
   }
 
   private send(request: ForkServerRequest): boolean {
-    const channel = this.child?.stdio?.[CONTROL_FD] as Writable | null | undefined;
+    const channel = controlChannel(this.child);
     if (this.state === 'exited' || !channel || channel.destroyed) return false;
     channel.write(encodeForkServerRequest(request));
     return true;

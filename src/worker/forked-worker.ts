@@ -1,28 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type net from 'node:net';
-import type { Readable } from 'node:stream';
 import type { ChannelStream } from './channel-server.js';
+import { readChannel } from './channels.js';
 import type { ForkServer } from './fork-server.js';
-import { CHANNEL_STREAMS, parseWorkerMessage } from './protocol.js';
-import { CONTROL_LINE_LIMIT, LineSplitter, type LineSplitterOptions, PARTIAL_LINE_DELAY_MS, RECORD_LINE_LIMIT, TEXT_LINE_LIMIT } from './line-splitter.js';
-import {
-  spawnFailure,
-  WorkerRecord,
-  type BootError,
-  type StopMode,
-  type StopReason,
-  type Worker,
-  type WorkerExit,
-  type WorkerSpawnSpec,
-  type WorkerStream,
-} from './worker.js';
+import { CHANNEL_STREAMS } from './protocol.js';
+import { RuntimeWorker } from './runtime-worker.js';
+import { spawnFailure, type BootError, type Worker, type WorkerExit, type WorkerSpawnSpec, type WorkerStream } from './worker.js';
 
 export interface ForkedWorkerOptions {
   gracefulTimeoutMs: number;
   onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
 }
 
-const QUICK_STOP_KILL_MS = 2_000;
 /** A child reaped before the master accepted its control connection: how long that connection may still come. */
 const LATE_CHANNEL_MS = 300;
 /** Control EOF while the fork server lives: how long its report of the exit may take. */
@@ -41,7 +30,7 @@ const EXIT_REPORT_MS = 2_000;
  * When the generation cannot fork (threads in the fork server), `spawnInstead` runs it as a spawned
  * worker and this object passes that worker's events on.
  */
-export class ForkedWorker extends WorkerRecord {
+export class ForkedWorker extends RuntimeWorker {
   readonly token = randomBytes(16).toString('hex');
   private childPid: number | undefined;
   private server: ForkServer | undefined;
@@ -50,7 +39,6 @@ export class ForkedWorker extends WorkerRecord {
   private controlEnded = false;
   private exitReport: WorkerExit | undefined;
   private finishTimer: NodeJS.Timeout | undefined;
-  private killTimer: NodeJS.Timeout | undefined;
   /** A signal asked for before the fork server said which pid the worker has. */
   private pendingSignal: NodeJS.Signals | undefined;
   /** Set by the launcher: takes the request back while it waits for its fork server. */
@@ -62,11 +50,15 @@ export class ForkedWorker extends WorkerRecord {
     spec: WorkerSpawnSpec,
     private readonly options: ForkedWorkerOptions,
   ) {
-    super(spec);
+    super(spec, options.gracefulTimeoutMs);
   }
 
   get pid(): number | undefined {
     return this.inner ? this.inner.pid : this.childPid;
+  }
+
+  protected override get runAs(): Worker | undefined {
+    return this.inner;
   }
 
   // ---- what the launcher reports ------------------------------------------------------------
@@ -134,21 +126,12 @@ export class ForkedWorker extends WorkerRecord {
     }
     this.attached.add(stream);
     this.sockets.push(socket);
-    socket.on('error', () => undefined);
-    const text = { limit: TEXT_LINE_LIMIT, partialDelayMs: PARTIAL_LINE_DELAY_MS };
-    const onOutput = this.options.onOutput;
-    if (stream === 'stdout' || stream === 'stderr') {
-      this.readLines(socket, { ...text, onLine: (line, dropped) => onOutput(this, stream, line, dropped) });
-    } else if (stream === 'records') {
-      this.readLines(socket, { limit: RECORD_LINE_LIMIT, onLine: (line, dropped) => onOutput(this, 'records', line, dropped) });
-    } else {
+    readChannel(stream, socket, {
+      onOutput: (name, line, dropped) => this.options.onOutput(this, name, line, dropped),
+      onControl: (line) => this.onControl(line),
+    });
+    if (stream === 'control') {
       this.controlSocket = socket;
-      this.readLines(socket, {
-        limit: CONTROL_LINE_LIMIT,
-        onLine: (line, dropped) => {
-          if (dropped === 0) this.onControl(line);
-        },
-      });
       socket.once('close', () => {
         this.controlEnded = true;
         this.maybeFinish();
@@ -160,47 +143,6 @@ export class ForkedWorker extends WorkerRecord {
   /** Every stream of the child is connected: its token opens nothing more. */
   get connected(): boolean {
     return this.attached.size === CHANNEL_STREAMS.length;
-  }
-
-  private readLines(stream: Readable, options: LineSplitterOptions): void {
-    const lines = new LineSplitter(options);
-    stream.setEncoding('utf8');
-    stream.on('data', (text: string) => lines.push(text));
-    stream.on('end', () => lines.end());
-  }
-
-  private onControl(line: string): void {
-    const message = parseWorkerMessage(line);
-    if (message === undefined) return;
-    switch (message.type) {
-      case 'ready':
-        this.markReady();
-        return;
-      case 'heartbeat':
-        this.lastHeartbeatAt = Date.now();
-        this.requests = message.requests;
-        this.connections = message.connections;
-        this.emit('heartbeat');
-        return;
-      case 'retiring':
-        if (message.requests !== undefined) this.requests = message.requests;
-        this.emit('retiring', message.reason);
-        return;
-      case 'boot_error':
-        this.bootError = { kind: message.kind, message: message.message, traceback: message.traceback };
-        if (message.file !== undefined) this.bootError.file = message.file;
-        if (message.line !== undefined) this.bootError.line = message.line;
-        if (message.exception !== undefined) this.bootError.exception = message.exception;
-        return;
-      case 'standby':
-      case 'modules':
-        // Reload mode's standbys only, which are spawned.
-        return;
-      default: {
-        const unhandled: never = message;
-        return unhandled;
-      }
-    }
   }
 
   // ---- its end ------------------------------------------------------------------------------
@@ -243,7 +185,7 @@ export class ForkedWorker extends WorkerRecord {
 
   // ---- stopping -----------------------------------------------------------------------------
 
-  private signal(signal: NodeJS.Signals): void {
+  protected signal(signal: NodeJS.Signals): void {
     if (this.state === 'exited') return;
     if (this.childPid === undefined) {
       // Not forked yet: a request still queued is taken back (no process, nothing to stop); one sent
@@ -264,42 +206,5 @@ export class ForkedWorker extends WorkerRecord {
         // Already gone: the control channel's EOF follows.
       }
     }
-  }
-
-  private killAfter(ms: number): void {
-    clearTimeout(this.killTimer);
-    this.killTimer = setTimeout(() => this.signal('SIGKILL'), ms);
-  }
-
-  stop(reason: StopReason, mode: StopMode): void {
-    if (this.state === 'exited') return;
-    const escalating = this.stopReason !== undefined;
-    this.stopReason ??= reason;
-    this.state = 'draining';
-    if (this.inner) {
-      this.inner.stop(reason, mode);
-      return;
-    }
-    if (mode === 'kill') {
-      this.signal('SIGKILL');
-    } else if (mode === 'quick') {
-      this.signal('SIGINT');
-      this.killAfter(QUICK_STOP_KILL_MS);
-    } else if (!escalating) {
-      this.signal('SIGTERM');
-      this.killAfter(this.options.gracefulTimeoutMs);
-    }
-  }
-
-  abort(reason: StopReason, graceMs: number): void {
-    if (this.state === 'exited') return;
-    this.stopReason ??= reason;
-    this.state = 'draining';
-    if (this.inner) {
-      this.inner.abort(reason, graceMs);
-      return;
-    }
-    this.signal('SIGABRT');
-    this.killAfter(graceMs);
   }
 }

@@ -91,8 +91,11 @@ export type ProtocolTypesMatchTables = [SameFields<WorkerMessageFields, typeof W
 const typesMatchTables: ProtocolTypesMatchTables = true;
 void typesMatchTables;
 
-/** A line read from the channel as a worker message, or undefined when it is none (unreadable, or a type not in the table). */
-export function parseWorkerMessage(line: string): WorkerMessage | undefined {
+/**
+ * A line of a channel as a message of `table`, or undefined when it is none (unreadable, or a type not
+ * in the table). Both channels (a worker's, a fork server's) read their lines so: one JSON object a line.
+ */
+function parseLine<M>(line: string, table: Record<string, readonly string[]>): M | undefined {
   let message: unknown;
   try {
     message = JSON.parse(line);
@@ -101,12 +104,22 @@ export function parseWorkerMessage(line: string): WorkerMessage | undefined {
   }
   if (typeof message !== 'object' || message === null) return undefined;
   const type = (message as { type?: unknown }).type;
-  return typeof type === 'string' && Object.hasOwn(WORKER_MESSAGES, type) ? (message as WorkerMessage) : undefined;
+  return typeof type === 'string' && Object.hasOwn(table, type) ? (message as M) : undefined;
+}
+
+/** One message as the line written to a channel. */
+function encodeLine(message: { type: string }): string {
+  return `${JSON.stringify(message)}\n`;
+}
+
+/** A line read from the channel as a worker message, or undefined when it is none. */
+export function parseWorkerMessage(line: string): WorkerMessage | undefined {
+  return parseLine<WorkerMessage>(line, WORKER_MESSAGES);
 }
 
 /** One master message as the line written to the channel. */
 export function encodeMasterMessage(message: MasterMessage): string {
-  return `${JSON.stringify(message)}\n`;
+  return encodeLine(message);
 }
 
 /**
@@ -172,18 +185,10 @@ void forkServerTypesMatchTables;
 
 /** A line of the fork server's pipe as a message, or undefined when it is none. */
 export function parseForkServerMessage(line: string): ForkServerMessage | undefined {
-  let message: unknown;
-  try {
-    message = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof message !== 'object' || message === null) return undefined;
-  const type = (message as { type?: unknown }).type;
-  return typeof type === 'string' && Object.hasOwn(FORK_SERVER_MESSAGES, type) ? (message as ForkServerMessage) : undefined;
+  return parseLine<ForkServerMessage>(line, FORK_SERVER_MESSAGES);
 }
 
 /** One request to a fork server as the line written to its pipe. */
 export function encodeForkServerRequest(request: ForkServerRequest): string {
-  return `${JSON.stringify(request)}\n`;
+  return encodeLine(request);
 }
