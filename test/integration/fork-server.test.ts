@@ -64,6 +64,23 @@ async function answersFrom(port: number, pids: readonly number[], urlPath = '/')
   return seen;
 }
 
+/** Writes VERSION of the app, sends HUP and returns the two workers of the new generation, each serving VERSION. */
+async function rollTo(corral: Corral, dir: string, port: number, old: readonly number[], version: string): Promise<number[]> {
+  versionedApp(dir, version);
+  corral.signal('SIGHUP');
+  await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
+  const fresh = await waitFor(
+    () => {
+      const live = corral.readyWorkerPids().filter((pid) => !old.includes(pid));
+      return live.length === 2 ? live : undefined;
+    },
+    15_000,
+    `two workers of the ${version} generation`,
+  );
+  expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith(`${version} `))).toBe(true);
+  return fresh;
+}
+
 describe('the fork server (the default start method)', () => {
   it('forks every worker from one fork server, which reports its preload', async () => {
     const port = await freePort();
@@ -140,18 +157,7 @@ describe('the fork server (the default start method)', () => {
     const old = await corral.waitForReadyWorkers(2);
     expect([...(await answersFrom(port, old)).values()].every((body) => body.startsWith('v1 '))).toBe(true);
     const [firstServer] = forkServers(corral);
-    versionedApp(dir, 'v2');
-    corral.signal('SIGHUP');
-    await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
-    const fresh = await waitFor(
-      () => {
-        const live = corral.readyWorkerPids().filter((pid) => !old.includes(pid));
-        return live.length === 2 ? live : undefined;
-      },
-      15_000,
-      'two workers of the new generation',
-    );
-    expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith('v2 '))).toBe(true);
+    const fresh = await rollTo(corral, dir, port, old, 'v2');
     const servers = forkServers(corral);
     expect(servers).toHaveLength(2);
     for (const pid of fresh) expect(parentOf(pid)).toBe(servers[1]);
@@ -305,18 +311,7 @@ describe('failures keep their contracts with the fork server', () => {
     expect(corral.exitCode).toBeUndefined();
     expect(corral.readyWorkerPids().sort()).toEqual([...old].sort());
     expect([...(await answersFrom(port, old)).values()].every((body) => body.startsWith('v1 '))).toBe(true);
-    versionedApp(dir, 'v2');
-    corral.signal('SIGHUP');
-    await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
-    const fresh = await waitFor(
-      () => {
-        const live = corral.readyWorkerPids().filter((pid) => !old.includes(pid));
-        return live.length === 2 ? live : undefined;
-      },
-      15_000,
-      'two workers of the mended code',
-    );
-    expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith('v2 '))).toBe(true);
+    await rollTo(corral, dir, port, old, 'v2');
   });
 });
 

@@ -59,16 +59,21 @@ describe('metrics', () => {
     const pids = await corral.waitForReadyWorkers(2);
     for (let request = 0; request < 6; request += 1) expect((await get({ port })).status).toBe(200);
 
-    // Requests come from heartbeats and CPU/RSS from the resource sampler: wait for both to arrive.
+    // Requests come from heartbeats and CPU/RSS from the resource sampler: wait for both to arrive. A
+    // forked worker starts with no CPU time of its own and counts it in 10 ms ticks: the requests sent
+    // meanwhile give every worker some.
     const families = await waitFor(
       async () => {
+        await Promise.all(Array.from({ length: 20 }, () => get({ port })));
         const scraped = await scrape(metricsPort);
         const requests = samplesOf(scraped, 'corral_worker_requests_total').reduce((sum, sample) => sum + sample.value, 0);
         const sampled = samplesOf(scraped, 'corral_worker_unique_memory_bytes').length === 2;
-        return requests >= 6 && sampled ? scraped : undefined;
+        const cpu = samplesOf(scraped, 'corral_worker_cpu_seconds_total');
+        const busy = cpu.length === 2 && cpu.every((sample) => sample.value > 0);
+        return requests >= 6 && sampled && busy ? scraped : undefined;
       },
       20_000,
-      'heartbeat request counts and resource samples in /metrics',
+      'heartbeat request counts, resource samples and CPU time of every worker in /metrics',
     );
 
     for (const family of families.values()) {
