@@ -8,6 +8,8 @@ import sys
 from typing import Any
 from urllib.parse import parse_qs
 
+from lifespan_stub import complete_lifespan
+
 MIB = 1024 * 1024
 
 
@@ -26,13 +28,8 @@ def write_without_newline(char: str, mib: int) -> None:
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await complete_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     query = {key: values[0] for key, values in parse_qs(scope["query_string"].decode()).items()}

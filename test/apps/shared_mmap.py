@@ -12,6 +12,8 @@ import os
 from typing import Any
 from urllib.parse import parse_qs
 
+from lifespan_stub import complete_lifespan
+
 with open(os.environ["CORRAL_TEST_SHARED_FILE"], "rb") as shared_file:
     SHARED = mmap.mmap(shared_file.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
 # One byte of each page, copied: the pages are mapped, and only len/PAGESIZE bytes become private.
@@ -22,13 +24,8 @@ LEAKED: list[bytes] = []
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await complete_lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     if scope["path"] == "/leak":

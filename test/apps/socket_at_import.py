@@ -10,6 +10,8 @@ import os
 import socket
 from typing import Any
 
+from lifespan_stub import complete_lifespan
+
 CLIENT: dict[str, socket.socket] = {}
 
 
@@ -24,13 +26,8 @@ connect()
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await complete_lifespan(receive, send)
+        return
     status = 200
     body = str(os.getpid()).encode()
     if scope["path"] == "/send":

@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from lifespan_stub import complete_lifespan
+
 
 def export_forever() -> None:
     while True:
@@ -21,13 +23,8 @@ threading.Thread(target=export_forever, name="app-metrics-exporter", daemon=True
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await complete_lifespan(receive, send)
+        return
     body = str(os.getpid()).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
