@@ -64,6 +64,15 @@ async function answersFrom(port: number, pids: readonly number[], urlPath = '/')
   return seen;
 }
 
+/** corral with --preload and two workers of the v1 app, in a temp dir of its own. */
+async function startVersioned(): Promise<{ dir: string; port: number; corral: Corral; old: number[] }> {
+  const dir = tempDir();
+  versionedApp(dir, 'v1');
+  const port = await freePort();
+  const corral = startCorral(['-w', '2', '--preload', '-b', `127.0.0.1:${port}`, '--app-dir', dir, 'versioned:app']);
+  return { dir, port, corral, old: await corral.waitForReadyWorkers(2) };
+}
+
 /** Writes VERSION of the app, sends HUP and returns the two workers of the new generation, each serving VERSION. */
 async function rollTo(corral: Corral, dir: string, port: number, old: readonly number[], version: string): Promise<number[]> {
   versionedApp(dir, version);
@@ -150,11 +159,7 @@ describe('the fork server (the default start method)', () => {
   });
 
   it('--preload + HUP: a new fork server imports the new code, the old one exits with its workers', async () => {
-    const dir = tempDir();
-    versionedApp(dir, 'v1');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '--preload', '-b', `127.0.0.1:${port}`, '--app-dir', dir, 'versioned:app']);
-    const old = await corral.waitForReadyWorkers(2);
+    const { dir, port, corral, old } = await startVersioned();
     expect([...(await answersFrom(port, old)).values()].every((body) => body.startsWith('v1 '))).toBe(true);
     const [firstServer] = forkServers(corral);
     const fresh = await rollTo(corral, dir, port, old, 'v2');
@@ -297,11 +302,7 @@ describe('failures keep their contracts with the fork server', () => {
   });
 
   it('--preload and a HUP to code that does not import: the old generation keeps serving; mended, the next HUP goes through', async () => {
-    const dir = tempDir();
-    versionedApp(dir, 'v1');
-    const port = await freePort();
-    const corral = startCorral(['-w', '2', '--preload', '-b', `127.0.0.1:${port}`, '--app-dir', dir, 'versioned:app']);
-    const old = await corral.waitForReadyWorkers(2);
+    const { dir, port, corral, old } = await startVersioned();
     fs.appendFileSync(path.join(dir, 'versioned.py'), '\ndef broken(:\n');
     corral.signal('SIGHUP');
     const aborted = await corral.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('rolling restart aborted'), 20_000);
