@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import type { CorralConfig } from './resolve.js';
 import { WORKER_ENTRY } from '../worker/python.js';
+import { workerEnvironment } from '../worker/worker-config.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -16,11 +16,8 @@ export interface CheckResult {
  */
 export function checkAppImports(config: CorralConfig, env: NodeJS.ProcessEnv): CheckResult {
   const settings = { app: config.app, app_dir: config.appDir, factory: config.factory, uvicorn: { env_file: config.uvicorn.env_file ?? null } };
-  const childEnv: NodeJS.ProcessEnv = { ...env, ...config.rawEnv, CORRAL_WORKER_CONFIG: JSON.stringify(settings) };
-  // gunicorn's --pythonpath, before the app's own directories, as the workers get it.
-  if (config.pythonPath.length > 0) {
-    childEnv.PYTHONPATH = [...config.pythonPath.map((dir) => path.resolve(dir)), ...(childEnv.PYTHONPATH ? [childEnv.PYTHONPATH] : [])].join(path.delimiter);
-  }
+  // The environment a worker gets (-e, --pythonpath before the app's own directories).
+  const childEnv: NodeJS.ProcessEnv = { ...workerEnvironment(env, config), CORRAL_WORKER_CONFIG: JSON.stringify(settings) };
   const run = spawnSync(config.python, ['-u', WORKER_ENTRY, '--check-app'], { env: childEnv, encoding: 'utf8', timeout: 60_000 });
   if (run.error) return { ok: false, output: `cannot run Python ${JSON.stringify(config.python)}: ${run.error.message}` };
   return { ok: run.status === 0, output: `${run.stdout}${run.stderr}`.trim() };
