@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
+from corral_runtime.fork_child import exit_forked_worker, is_forked_worker
 from corral_runtime.main import main
 
 if __name__ == "__main__":
@@ -25,4 +26,6 @@ if __name__ == "__main__":
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    if is_forked_worker():
+        exit_forked_worker(code)
     sys.exit(code)

@@ -13,11 +13,13 @@ import asyncio
 import atexit
 import gc
 import json
+import logging
 import os
 import random
 import socket
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .failures import MasterGone
 from .protocol import CHANNEL_STREAMS
@@ -112,3 +114,32 @@ def become_worker(start: ChildStart) -> dict[str, Any]:
     sys.argv = sys.argv[:1]
     os.environ["CORRAL_WORKER_CONFIG"] = json.dumps(settings)
     return settings
+
+
+def is_forked_worker() -> bool:
+    """This process became a worker in become_worker (its settings say so)."""
+    try:
+        return bool(json.loads(os.environ.get("CORRAL_WORKER_CONFIG", "{}")).get("forked"))
+    except ValueError:
+        return False
+
+
+def exit_forked_worker(code: int) -> NoReturn:
+    """A forked worker's end after its drain. The interpreter's finalization would tear down every
+    module and object, writing to each shared page and so copying it (the fork server's preload, in
+    every worker at once during a rolling restart): on a busy machine that took longer than the drain.
+    What finalization does that the app can see is done here — non-daemon threads joined, atexit
+    handlers run (those registered since the fork), logs and stdio flushed — then the process ends,
+    as multiprocessing's forked children end."""
+    main_thread = threading.main_thread()
+    for thread in threading.enumerate():
+        if thread is not main_thread and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -108,8 +108,9 @@ describe('the worker runtime (src/python/corral_runtime)', () => {
       expect(source, name).not.toMatch(/^\s*global\s/m);
       if (/os\._exit\(/.test(source)) withExit.push(name);
     }
-    // The control channel's EOF thread, the signal handlers' backstops (server, standby), a failed boot's end.
-    expect(withExit.sort()).toEqual(['channel.py', 'corral_worker.py', 'server.py', 'standby.py']);
+    // The control channel's EOF thread, the signal handlers' backstops (server, standby), a failed boot's
+    // end, a forked worker's end without the interpreter's teardown (fork_child.py).
+    expect(withExit.sort()).toEqual(['channel.py', 'corral_worker.py', 'fork_child.py', 'server.py', 'standby.py']);
   });
 
   it('runs a config file once per process, for the config reader, the hooks and a worker class alike', () => {
