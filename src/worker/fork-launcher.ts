@@ -65,8 +65,18 @@ class ServerHandle {
   bootError: BootError | undefined;
   closing = false;
   memory: MemoryFigures | undefined;
+  /** The generations it forks for: the one it started with, and the newer ones it was refreshed for. */
+  readonly generations = new Set<number>();
+  /** The generation whose refresh it is running: that generation's fork requests wait for it. */
+  refreshing: number | undefined;
+  /** A refresh found its preloaded files changed: no newer generation may use it. */
+  stale = false;
 
-  constructor(readonly server: ForkServer) {}
+  /** `signature`: what its preload depends on (see preloadSignature); a generation with the same one may share it. */
+  constructor(
+    readonly server: ForkServer,
+    readonly signature: string,
+  ) {}
 }
 
 interface Generation {
@@ -98,6 +108,12 @@ let forkedWorkers = 0;
  * worker's boot timeout); retireGeneration ends it once the last of its workers is gone. A generation
  * whose fork server runs threads, or whose fork servers die before they are ready, is spawned the old
  * way instead, with one warning.
+ *
+ * Without --preload a fork server never imports the app's own modules, so a new generation (a HUP)
+ * whose preload would be the same — same settings and environment — is forked by the running fork
+ * server after a refresh: it checks that nothing it preloaded changed on disk and imports what the new
+ * code adds; if something changed, the generation gets a fresh fork server. A HUP then waits for no
+ * interpreter start, and the generations share their pages.
  */
 export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
   private readonly generations = new Map<number, Generation>();
@@ -131,20 +147,28 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
     this.options.spawn.reconfigure(config);
   }
 
-  /** Starts the generation's fork server, so it preloads while the arbiter goes on (nothing to await). */
+  /**
+   * Gives the generation a fork server: the previous generation's, refreshed, when their preload is the
+   * same; else a new one, which preloads while the arbiter goes on (nothing to await).
+   */
   prepareGeneration(generationNumber: number): undefined {
     const generation = this.generation(generationNumber);
-    if (!generation.spawn && !this.closed) this.serverFor(generation);
+    if (generation.spawn || this.closed || generation.handle) return undefined;
+    const shared = this.reusableServer(generation.number);
+    if (shared) this.refresh(generation, shared);
+    else this.serverFor(generation);
     return undefined;
   }
 
-  /** No worker of the generation is left: its fork server exits (now: it has no child). */
+  /** No worker of the generation is left: its fork server exits (now: it has no child), unless a newer generation uses it. */
   retireGeneration(generationNumber: number): void {
     const generation = this.generations.get(generationNumber);
     if (!generation) return;
     this.generations.delete(generationNumber);
     for (const worker of generation.queue.splice(0)) worker.failSpawn(new Error(`generation ${generationNumber} is retired`));
     const handle = generation.handle;
+    handle?.generations.delete(generationNumber);
+    if (handle && handle.generations.size > 0) return;
     if (handle?.server.alive) {
       handle.closing = true;
       this.options.log.debug({ forkServer: generationNumber, pid: handle.server.pid }, 'fork server retiring');
@@ -189,12 +213,10 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
 
   status(): ForkServerStatus[] {
     const rows: ForkServerStatus[] = [];
-    for (const generation of [...this.generations.values()].sort((a, b) => a.number - b.number)) {
-      const handle = generation.handle;
-      if (!handle || !handle.server.alive) continue;
+    for (const handle of this.liveHandles()) {
       const { server } = handle;
       rows.push({
-        generation: generation.number,
+        generation: server.generation,
         pid: server.pid ?? null,
         state: server.retiring ? 'retiring' : server.state === 'ready' ? 'ready' : 'starting',
         workers: handle.children.size,
@@ -211,7 +233,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
 
   sample(): Promise<void> {
     this.sampling ??= (async () => {
-      const handles = [...this.generations.values()].flatMap((generation) => (generation.handle?.server.alive ? [generation.handle] : []));
+      const handles = this.liveHandles();
       await Promise.all(
         handles.map(async (handle) => {
           const pid = handle.server.pid;
@@ -242,7 +264,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
   }
 
   private async stopServers(): Promise<void> {
-    const servers = [...this.generations.values()].flatMap((generation) => (generation.handle?.server.alive ? [generation.handle] : []));
+    const servers = this.liveHandles();
     for (const handle of servers) {
       handle.closing = true;
       handle.server.retire();
@@ -260,6 +282,75 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
 
   // ---- generations --------------------------------------------------------------------------
 
+  /** Each live fork server once (a shared one serves several generations), oldest first. */
+  private liveHandles(): ServerHandle[] {
+    const handles = new Set<ServerHandle>();
+    for (const generation of [...this.generations.values()].sort((a, b) => a.number - b.number)) {
+      if (generation.handle?.server.alive) handles.add(generation.handle);
+    }
+    return [...handles];
+  }
+
+  /** What a fork server's preload depends on: equal for two generations, one fork server can serve both. */
+  private preloadSignature(start: GenerationStart): string {
+    return JSON.stringify([this.config.python, start.settings, start.env]);
+  }
+
+  /**
+   * The newest older generation's fork server, if it can serve this generation as well: ready, not
+   * retiring nor stale nor busy with another refresh, and with the same preload. Never with --preload:
+   * that fork server has imported the app's old code.
+   */
+  private reusableServer(number: number): ServerHandle | undefined {
+    if (this.config.preloadApp) return undefined;
+    const older = [...this.generations.values()].filter((generation) => generation.number < number && !generation.spawn).sort((a, b) => b.number - a.number);
+    const handle = older[0]?.handle;
+    if (!handle || handle.stale || handle.refreshing !== undefined) return undefined;
+    const { server } = handle;
+    if (server.state !== 'ready' || server.retiring || handle.closing) return undefined;
+    return handle.signature === this.preloadSignature(this.start()) ? handle : undefined;
+  }
+
+  /** The generation is forked by `handle` once it has checked its preload and imported the new code's imports. */
+  private refresh(generation: Generation, handle: ServerHandle): void {
+    const start = this.start();
+    handle.generations.add(generation.number);
+    handle.refreshing = generation.number;
+    generation.handle = handle;
+    handle.server.generation = generation.number;
+    this.options.log.debug({ forkServer: generation.number, pid: handle.server.pid }, 'fork server refreshing for a new generation');
+    if (!handle.server.refresh({ ...start.settings, generation: generation.number })) this.refreshFailed(generation, handle);
+  }
+
+  private onRefreshed(handle: ServerHandle, info: ForkServerReady): void {
+    const number = handle.refreshing;
+    handle.refreshing = undefined;
+    const generation = number === undefined ? undefined : this.generations.get(number);
+    if (!generation || generation.handle !== handle) return;
+    this.options.log.info(
+      { forkServer: generation.number, pid: handle.server.pid, modules: info.modules, preloaded: info.preloaded, seconds: info.seconds },
+      'fork server refreshed for the new generation',
+    );
+    if (info.threads.length > 0) this.refuseForking(generation, handle, info.threads);
+    else this.pump(generation, handle);
+  }
+
+  /** The refresh cannot be used (files changed on disk, or the fork server is gone): the generation gets a fresh fork server. */
+  private refreshFailed(generation: Generation, handle: ServerHandle, changed?: { count: number; files: string[] }): void {
+    if (handle.refreshing === generation.number) handle.refreshing = undefined;
+    handle.stale = true;
+    handle.generations.delete(generation.number);
+    if (generation.handle === handle) generation.handle = undefined;
+    if (changed) {
+      this.options.log.info(
+        { forkServer: generation.number, pid: handle.server.pid, changed: changed.count, files: changed.files },
+        `${changed.count} file(s) preloaded by the running fork server changed on disk (${changed.files.join(', ')}${changed.count > changed.files.length ? ', …' : ''}): ` +
+          'the new generation gets a fresh fork server',
+      );
+    }
+    if (!this.closed && this.generations.has(generation.number) && !generation.spawn) this.serverFor(generation);
+  }
+
   private generation(number: number): Generation {
     let generation = this.generations.get(number);
     if (!generation) {
@@ -273,6 +364,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
   private serverFor(generation: Generation): ServerHandle {
     const current = generation.handle;
     if (current && current.server.alive && !current.server.retiring) return current;
+    if (current) current.generations.delete(generation.number);
     const { options } = this;
     const start = this.start();
     const server = new ForkServer({
@@ -285,18 +377,25 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
       onOutput: options.onServerOutput,
       ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
     });
-    const handle = new ServerHandle(server);
+    const handle = new ServerHandle(server, this.preloadSignature(start));
+    handle.generations.add(generation.number);
     generation.handle = handle;
     options.log.debug({ forkServer: generation.number, pid: server.pid }, 'fork server starting');
     server.on('ready', (info) => this.onReady(generation, handle, info));
+    server.on('refreshed', (info) => this.onRefreshed(handle, info));
+    server.on('stale', (count, files) => {
+      const refreshing = handle.refreshing === undefined ? undefined : this.generations.get(handle.refreshing);
+      if (refreshing) this.refreshFailed(refreshing, handle, { count, files });
+    });
     server.on('unsafe', (token, threads) => {
       const worker = this.takePending(handle, token);
-      this.refuseForking(generation, handle, threads);
+      const of = (worker && this.generations.get(worker.generation)) ?? generation;
+      this.refuseForking(of, handle, threads);
       if (worker) this.spawnInstead(worker);
     });
     server.on('forked', (token, pid) => {
       const worker = this.takePending(handle, token);
-      this.pump(generation, handle);
+      this.pumpAll(handle);
       if (!worker || worker.state === 'exited') {
         // Stopped meanwhile: the child has no one waiting for it.
         server.signal(pid, 'SIGKILL');
@@ -307,7 +406,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
     });
     server.on('fork-failed', (token, error) => {
       this.takePending(handle, token)?.failSpawn(new Error(`fork failed: ${error}`));
-      this.pump(generation, handle);
+      this.pumpAll(handle);
     });
     server.on('child-exit', (pid, exit) => {
       const worker = handle.children.get(pid);
@@ -315,7 +414,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
       worker?.childExited(exit);
     });
     server.on('boot-error', (error) => (handle.bootError = error));
-    server.on('exit', (exit, error) => this.onServerExit(generation, handle, exit, error));
+    server.on('exit', (exit, error) => this.onServerExit(handle, exit, error));
     return handle;
   }
 
@@ -330,7 +429,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
    * is paced by the master's loop, and a stop meanwhile takes back what has not been sent.
    */
   private pump(generation: Generation, handle: ServerHandle): void {
-    if (handle.server.state !== 'ready' || generation.handle !== handle || generation.spawn) return;
+    if (handle.server.state !== 'ready' || generation.handle !== handle || generation.spawn || handle.refreshing === generation.number) return;
     while (handle.pending.size < FORK_WINDOW && generation.queue.length > 0) {
       const worker = generation.queue.shift()!;
       const request = this.requests.get(worker);
@@ -341,6 +440,14 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
         handle.pending.delete(worker.token);
         worker.failSpawn(new Error(`the fork server of generation ${generation.number} is gone`));
       }
+    }
+  }
+
+  /** The queued requests of every generation the fork server serves, the newest first. */
+  private pumpAll(handle: ServerHandle): void {
+    for (const number of [...handle.generations].sort((a, b) => b - a)) {
+      const generation = this.generations.get(number);
+      if (generation) this.pump(generation, handle);
     }
   }
 
@@ -357,7 +464,7 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
     );
     void this.sample();
     if (info.threads.length > 0) this.refuseForking(generation, handle, info.threads);
-    else this.pump(generation, handle);
+    else this.pumpAll(handle);
   }
 
   /** Threads in the fork server: this generation's workers are spawned (one warning). */
@@ -371,14 +478,25 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
         'start threads after the fork (a post_fork hook, or lazily) to get forked workers',
     );
     for (const worker of generation.queue.splice(0)) this.spawnInstead(worker);
-    handle.server.retire();
+    // Older generations it serves find the threads at their next fork request.
+    handle.generations.delete(generation.number);
+    if (handle.generations.size === 0) handle.server.retire();
   }
 
-  private onServerExit(generation: Generation, handle: ServerHandle, exit: { code: number | null; signal: NodeJS.Signals | null }, error: unknown): void {
+  private onServerExit(handle: ServerHandle, exit: { code: number | null; signal: NodeJS.Signals | null }, error: unknown): void {
     const { log } = this.options;
     const { server } = handle;
-    if (generation.handle === handle) generation.handle = undefined;
-    const waiting = [...handle.pending.values(), ...(generation.handle === undefined ? generation.queue.splice(0) : [])];
+    const generations = [...handle.generations].flatMap((number) => this.generations.get(number) ?? []);
+    const refreshing = handle.refreshing;
+    handle.refreshing = undefined;
+    const waiting = [...handle.pending.values()];
+    for (const generation of generations) {
+      if (generation.handle !== handle) continue;
+      generation.handle = undefined;
+      // A generation waiting for this fork server's refresh gets a fresh one; the others' waiting workers fail (and are respawned).
+      if (generation.number === refreshing && !this.closed && !handle.closing) this.serverFor(generation);
+      else waiting.push(...generation.queue.splice(0));
+    }
     handle.pending.clear();
     const orphans = [...handle.children.values()];
     handle.children.clear();
@@ -390,15 +508,18 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
       const how = error !== undefined ? `could not be started: ${error instanceof Error ? error.message : String(error)}` : `exited (${exit.signal ?? `code ${exit.code}`})`;
       if (!expected) {
         log.warn(
-          { forkServer: generation.number, pid: server.pid, code: exit.code, signal: exit.signal, workers: orphans.length },
+          { forkServer: server.generation, pid: server.pid, code: exit.code, signal: exit.signal, workers: orphans.length },
           `the fork server ${how}; ${orphans.length > 0 ? 'its workers keep serving; ' : ''}the next worker starts a new one`,
         );
       }
       if (server.readyAt === undefined && !this.closed) {
-        generation.failedStarts += 1;
-        if (generation.failedStarts >= MAX_FAILED_STARTS && !generation.spawn) {
-          generation.spawn = true;
-          log.warn({ forkServer: generation.number }, `the fork servers of generation ${generation.number} keep failing before they are ready; its workers are spawned instead`);
+        // Only the generation it was started for: it served no other before it was ready.
+        for (const generation of generations) {
+          generation.failedStarts += 1;
+          if (generation.failedStarts >= MAX_FAILED_STARTS && !generation.spawn) {
+            generation.spawn = true;
+            log.warn({ forkServer: generation.number }, `the fork servers of generation ${generation.number} keep failing before they are ready; its workers are spawned instead`);
+          }
         }
       }
       for (const worker of waiting) worker.failSpawn(error ?? new Error(`the fork server ${how} before forking this worker`));

@@ -24,6 +24,10 @@ export interface ForkServerReady {
 
 export interface ForkServerEvents {
   ready: [info: ForkServerReady];
+  /** A refresh for a new generation is done: what its code added to the preload. */
+  refreshed: [info: ForkServerReady];
+  /** A refresh found preloaded files changed on disk (how many, the first few). */
+  stale: [changed: number, files: string[]];
   unsafe: [token: string, threads: string[]];
   forked: [token: string, pid: number];
   'fork-failed': [token: string, error: string];
@@ -44,7 +48,8 @@ export type ForkServerState = 'starting' | 'ready' | 'exited';
  * signals for them go through it: it never signals a pid it has reaped.
  */
 export class ForkServer extends EventEmitter<ForkServerEvents> {
-  readonly generation: number;
+  /** The newest generation it serves (a refresh makes it serve a new one too). */
+  generation: number;
   readonly startedAt = Date.now();
   readyAt: number | undefined;
   state: ForkServerState = 'starting';
@@ -89,6 +94,15 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
         this.emit('ready', info);
         return;
       }
+      case 'refreshed': {
+        const { type: _type, ...info } = message;
+        this.info = info;
+        this.emit('refreshed', info);
+        return;
+      }
+      case 'stale':
+        this.emit('stale', message.changed, message.files);
+        return;
       case 'unsafe':
         this.emit('unsafe', message.token, message.threads);
         return;
@@ -130,6 +144,11 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
   /** Asks for one worker; its channels connect back with `token`. */
   fork(token: string, settings: Record<string, unknown>): boolean {
     return this.send({ type: 'fork', token, settings });
+  }
+
+  /** Serves a new code generation too: it checks its preloaded files and imports what the new code adds. */
+  refresh(settings: Record<string, unknown>): boolean {
+    return this.send({ type: 'refresh', settings });
   }
 
   /** Signals a child of this fork server, unless it has been reaped already. */

@@ -137,6 +137,10 @@ export const FORK_SERVER_MESSAGES = {
   forked: ['pid', 'token'],
   /** The preload is done; threads other than the main one make forking unsafe. */
   ready: ['modules', 'preloaded', 'seconds', 'sockets', 'threads'],
+  /** A refresh is done: what the new generation's code added to the preload. */
+  refreshed: ['modules', 'preloaded', 'seconds', 'sockets', 'threads'],
+  /** A refresh found preloaded files changed on disk: the new generation needs a fresh fork server. */
+  stale: ['changed', 'files'],
   /** A fork request found threads running: the worker is spawned instead. */
   unsafe: ['threads', 'token'],
 } as const satisfies Record<string, readonly string[]>;
@@ -145,6 +149,8 @@ export const FORK_SERVER_MESSAGES = {
 export const FORK_SERVER_REQUESTS = {
   /** Fork one worker with these settings; its channels connect back with the token. */
   fork: ['settings', 'token'],
+  /** Serve a new code generation too: check the preloaded files, import what the new code adds. */
+  refresh: ['settings'],
   /** A newer generation serves: exit once the last child is gone. */
   retire: [],
   /** Signal a child, unless it has been reaped already. */
@@ -160,11 +166,14 @@ interface ForkServerMessageFields {
   fork_failed: { error: string; token: string };
   forked: { pid: number; token: string };
   ready: { modules: number; preloaded: number; seconds: number; sockets: number; threads: string[] };
+  refreshed: { modules: number; preloaded: number; seconds: number; sockets: number; threads: string[] };
+  stale: { changed: number; files: string[] };
   unsafe: { threads: string[]; token: string };
 }
 
 interface ForkServerRequestFields {
   fork: { settings: Record<string, unknown>; token: string };
+  refresh: { settings: Record<string, unknown> };
   retire: Record<never, never>;
   signal: { pid: number; signal: NodeJS.Signals };
 }

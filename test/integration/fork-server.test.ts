@@ -170,6 +170,85 @@ describe('the fork server (the default start method)', () => {
     await waitFor(() => !isAlive(firstServer!), 15_000, 'the old fork server to exit');
   });
 
+  it('HUP without --preload: the running fork server checks its preload and forks the new generation, which serves the new code', async () => {
+    const { dir, port, corral, old } = await startVersioned([]);
+    const [server] = forkServers(corral);
+    const fresh = await rollTo(corral, dir, port, old, 'v2');
+    // The app's own modules were never imported in the fork server: the same one forks the new code.
+    expect(corral.find((r) => r.msg === 'fork server refreshed for the new generation')).toEqual([expect.objectContaining({ forkServer: 2, pid: server })]);
+    expect(forkServers(corral)).toEqual([server]);
+    for (const pid of fresh) expect(parentOf(pid)).toBe(server);
+    // It serves on: the old generation's end does not retire it.
+    await rollTo(corral, dir, port, fresh, 'v3');
+    expect(isAlive(server!)).toBe(true);
+    expect(forkServers(corral)).toEqual([server]);
+  });
+
+  it('HUP after the --env-file changed: a fresh fork server, whose workers see the new value', async () => {
+    const dir = tempDir();
+    const envFile = path.join(dir, 'app.env');
+    fs.writeFileSync(envFile, 'APP_COLOUR=blue\n');
+    fs.writeFileSync(
+      path.join(dir, 'colour.py'),
+      [
+        'import os',
+        'async def app(scope, receive, send):',
+        '    if scope["type"] != "http":',
+        '        return',
+        '    body = f"{os.environ.get(\'APP_COLOUR\')} {os.getpid()}".encode()',
+        '    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})',
+        '    await send({"type": "http.response.body", "body": body})',
+        '',
+      ].join('\n'),
+    );
+    const port = await freePort();
+    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', dir, '--env-file', envFile, 'colour:app']);
+    const old = await corral.waitForReadyWorkers(2);
+    expect([...(await answersFrom(port, old)).values()].every((body) => body.startsWith('blue '))).toBe(true);
+    const [first] = forkServers(corral);
+    // The fork server loaded the file into its environment, which its forked workers inherit.
+    fs.writeFileSync(envFile, 'APP_COLOUR=green\n');
+    corral.signal('SIGHUP');
+    await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
+    const changed = corral.find((r) => typeof r.msg === 'string' && r.msg.includes('changed on disk'));
+    expect(changed).toEqual([expect.objectContaining({ forkServer: 2, files: [envFile] })]);
+    const servers = forkServers(corral);
+    expect(servers).toHaveLength(2);
+    const fresh = corral.readyWorkerPids().filter((pid) => !old.includes(pid));
+    expect(fresh).toHaveLength(2);
+    for (const pid of fresh) expect(parentOf(pid)).toBe(servers[1]);
+    expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith('green '))).toBe(true);
+    await waitFor(() => !isAlive(first!), 15_000, 'the first fork server to exit with its generation');
+  });
+
+  it('a forked worker ends without the interpreter\'s teardown, but runs the atexit handlers the app registered', async () => {
+    const dir = tempDir();
+    const marks = path.join(dir, 'marks');
+    fs.mkdirSync(marks);
+    fs.writeFileSync(
+      path.join(dir, 'leaving.py'),
+      [
+        'import atexit, os',
+        `MARKS = ${JSON.stringify(marks)}`,
+        'atexit.register(lambda: open(os.path.join(MARKS, str(os.getpid())), "w").close())',
+        'async def app(scope, receive, send):',
+        '    if scope["type"] == "lifespan":',
+        '        while True:',
+        '            message = await receive()',
+        '            await send({"type": message["type"] + ".complete"})',
+        '            if message["type"] == "lifespan.shutdown":',
+        '                return',
+        '',
+      ].join('\n'),
+    );
+    const port = await freePort();
+    const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', dir, 'leaving:app']);
+    const pids = await corral.waitForReadyWorkers(2);
+    corral.signal('SIGTERM');
+    expect(await corral.waitForExit(30_000)).toBe(0);
+    expect(fs.readdirSync(marks).map(Number).sort()).toEqual([...pids].sort());
+  });
+
   it('corral status --json shows the fork server (pid, generation) and the workers', async () => {
     const dir = tempDir();
     const socket = path.join(dir, 'control.sock');

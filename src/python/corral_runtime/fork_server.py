@@ -37,7 +37,7 @@ from .failures import AppLoadFailure, MasterGone, error_location, exception_summ
 from .loading import add_app_dir_to_path, load_env_file
 from .logs import JsonLineHandler, RecordChannel, configure_logging
 from .parent import die_with_parent
-from .preload import preload_imports, preload_uvicorn, third_party_imports
+from .preload import own_roots, preload_imports, preload_uvicorn, third_party_imports
 from .protocol import EXIT_CODES, FORK_SERVER_MESSAGES, FORK_SERVER_REQUESTS
 
 log = logging.getLogger("corral.fork_server")
@@ -116,6 +116,39 @@ def foreign_sockets(keep: set[int]) -> list[int]:
     return sorted(found)
 
 
+def file_stamp(path: str) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def preloaded_files(settings: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """What the preload depends on, each with its mtime and size: every loaded module's file, the
+    --env-file (read into this process's environment), and the import path's directories outside the
+    app's own (a package installed or removed there changes the directory)."""
+    paths: set[str] = set()
+    for module in list(sys.modules.values()):
+        # From the module's dict: a module-level __getattr__ (PEP 562) could import on a getattr.
+        path = getattr(module, "__dict__", {}).get("__file__")
+        if isinstance(path, str):
+            paths.add(path)
+    env_file = settings.get("uvicorn", {}).get("env_file")
+    if env_file:
+        paths.add(os.path.abspath(str(env_file)))
+    own = own_roots(settings)
+    for entry in sys.path:
+        directory = os.path.abspath(entry or ".")
+        if os.path.isdir(directory) and not any(directory == root or directory.startswith(root + os.sep) for root in own):
+            paths.add(directory)
+    return {path: file_stamp(path) for path in paths}
+
+
+def changed_files(snapshot: dict[str, tuple[int, int]]) -> list[str]:
+    return sorted(path for path, stamp in snapshot.items() if file_stamp(path) != stamp)
+
+
 class ForkServer:
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
@@ -128,6 +161,8 @@ class ForkServer:
         self.original_handlers: dict[int, Any] = {}
         self.wakeup_read = -1
         self.wakeup_write = -1
+        # What the preload read from disk, as it was then: a refresh for a new generation checks it.
+        self.snapshot: dict[str, tuple[int, int]] = {}
 
     # ---- reports ------------------------------------------------------------------------------
 
@@ -206,6 +241,15 @@ class ForkServer:
             except MasterGone:
                 pass
             return EXIT_CODES["app_load_failure"]
+        self.snapshot = preloaded_files(settings)
+        try:
+            self.report("ready", **self.preload_report(started, count))
+            return self.serve()
+        except MasterGone:
+            return EXIT_CODES["ok"]
+
+    def preload_report(self, started: float, count: int) -> dict[str, Any]:
+        """ready's or refreshed's fields: what is loaded, and what makes forking unsafe (threads, shared sockets)."""
         threads = other_threads()
         sockets = foreign_sockets(set(self.listen_fds) | {self.wakeup_read, self.wakeup_write, self.control_fd})
         if sockets:
@@ -214,18 +258,29 @@ class ForkServer:
                 "(replaced with /dev/null); open connections in a post_fork hook or on first use",
                 len(sockets), ", ".join(describe_socket(fd) for fd in sockets),
             )
-        try:
-            self.report(
-                "ready",
-                modules=len(sys.modules),
-                preloaded=count,
-                seconds=round(time.monotonic() - started, 3),
-                threads=threads,
-                sockets=len(sockets),
-            )
-            return self.serve()
-        except MasterGone:
-            return EXIT_CODES["ok"]
+        return {
+            "modules": len(sys.modules),
+            "preloaded": count,
+            "seconds": round(time.monotonic() - started, 3),
+            "threads": threads,
+            "sockets": len(sockets),
+        }
+
+    def refresh(self, settings: dict[str, Any]) -> None:
+        """A new code generation with the same preload: the app's own modules were never imported here
+        (no --preload), so its new code is what each forked worker imports. What was preloaded must
+        still be what is on disk; then what the new code imports from outside the app is added."""
+        started = time.monotonic()
+        changed = changed_files(self.snapshot)
+        if changed:
+            self.report("stale", changed=len(changed), files=changed[:3])
+            return
+        self.settings = {**self.settings, **settings}
+        # New files in the app's directories (a new module of the new code) are found by the workers.
+        importlib.invalidate_caches()
+        count = self.preload()
+        self.snapshot = {**preloaded_files(self.settings), **self.snapshot}
+        self.report("refreshed", **self.preload_report(started, count))
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -271,6 +326,9 @@ class ForkServer:
                     os.kill(pid, getattr(signal, str(request["signal"])))
                 except ProcessLookupError:
                     pass
+            return None
+        if kind == "refresh":
+            self.refresh(dict(request["settings"]))
             return None
         if kind == "retire":
             self.retiring = True

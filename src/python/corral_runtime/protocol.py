@@ -49,6 +49,11 @@ FORK_SERVER_MESSAGES: dict[str, tuple[str, ...]] = {
     "exited": ("code", "pid", "signal"),
     # --preload: the app could not be imported in the fork server (sent before its exit with app_load_failure).
     "boot_error": ("exception", "file", "kind", "line", "message", "traceback"),
+    # A refresh is done: what the new generation's code added to the preload (same fields as ready).
+    "refreshed": ("modules", "preloaded", "seconds", "sockets", "threads"),
+    # A refresh found files it had preloaded changed on disk (a package upgraded, the --env-file
+    # edited): this fork server cannot serve the new generation, the master starts a fresh one.
+    "stale": ("changed", "files"),
 }
 
 # Master → fork server.
@@ -59,6 +64,9 @@ FORK_SERVER_REQUESTS: dict[str, tuple[str, ...]] = {
     "signal": ("pid", "signal"),
     # A newer generation serves: exit once the last child is gone.
     "retire": (),
+    # Serve a new code generation too (its preload is this one's: no --preload, the same settings):
+    # check that nothing preloaded changed on disk, then import what the new code adds.
+    "refresh": ("settings",),
 }
 
 # A forked worker's connections to the master's channel socket, each opened with a hello line
