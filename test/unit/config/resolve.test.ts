@@ -336,13 +336,14 @@ describe('parseCommandLine', () => {
     expect(runOnly(['-w', '2', '-w', '5', 'app:app']).workers).toBe(5);
   });
 
-  it('parses sizes and recycling limits, and a quarter of the workers as max-surge', () => {
+  it('parses sizes and recycling limits; max-surge is every worker when they are forked, a quarter when spawned', () => {
     const config = runOnly(['--max-memory', '512M', '--max-requests', '1000', '--max-requests-jitter', '50', '--max-worker-lifetime', '3600', 'app:app']);
     expect(config.maxMemory).toBe(512 * 1024 * 1024);
     expect(config.maxRequests).toBe(1000);
     expect(config.maxRequestsJitter).toBe(50);
     expect(config.maxWorkerLifetime).toBe(3600);
-    expect(runOnly(['-w', '9', 'app:app']).maxSurge).toBe(3);
+    expect(runOnly(['-w', '9', 'app:app']).maxSurge).toBe(9);
+    expect(runOnly(['-w', '9', '--start-method', 'spawn', 'app:app']).maxSurge).toBe(3);
     expect(runOnly(['-w', '9', '--max-surge', '1', 'app:app']).maxSurge).toBe(1);
   });
 

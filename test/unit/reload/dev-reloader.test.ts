@@ -14,7 +14,7 @@ describe('reload mode', () => {
     expect(c.maxSurge).toBe(3);
     expect(c.gracefulTimeout).toBe(RELOAD_DRAIN_SECONDS);
     expect(applyReloadMode(config(['--reload', '--graceful-timeout', '1', 'app:app'])).gracefulTimeout).toBe(1);
-    expect(applyReloadMode(config(['-w', '3', 'app:app'])).maxSurge).toBe(1);
+    expect(applyReloadMode(config(['-w', '3', '--start-method', 'spawn', 'app:app'])).maxSurge).toBe(1);
   });
 
   it('a standby does not preload corral’s own worker modules', () => {
