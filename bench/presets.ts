@@ -19,8 +19,9 @@ export interface Preset {
 export const PRESETS: Record<string, Preset> = {
   // issue 12's "Must show" rows, corral with its fork server side by side with corral (spawn)
   'fork-server': {
-    description: "the fork server's rows: launch 2/8/32 workers, total PSS (FastAPI 4/8/32), kill -9, HUP of 8 and 32 FastAPI workers, FastAPI reload",
-    only: ['launch', 'memory-pss', 'kill', 'hup', 'reload'],
+    description:
+      "the fork server's rows: throughput and p99 (2/4 workers, access log off/on), launch 2/8/32 workers, total PSS (FastAPI 4/8/32), kill -9, HUP of 8 and 32 FastAPI workers, FastAPI reload",
+    only: ['throughput', 'launch', 'memory-pss', 'kill', 'hup', 'reload'],
     servers: ['uvicorn', 'corral', 'corral-spawn', 'gunicorn', 'granian'],
     apps: ['hello', 'fastapi'],
     settings: {
@@ -38,7 +39,7 @@ export const PRESETS: Record<string, Preset> = {
       hupBoundS: 60,
       scenarioApps: { 'memory-pss': ['fastapi'], hup: ['fastapi'], reload: ['fastapi'] },
     },
-    duration: 'about 20 min on a quiet 2-core machine (estimated from the last full run), more on a busy one',
+    duration: 'about 45 min on a quiet 2-core machine (20 without throughput: --only launch,memory-pss,kill,hup,reload), more on a busy one',
   },
 };
 
