@@ -47,6 +47,23 @@ function versionedApp(dir: string, version: string): void {
   );
 }
 
+/** An app answering $APP_COLOUR and its pid. */
+function colourApp(dir: string): void {
+  fs.writeFileSync(
+    path.join(dir, 'colour.py'),
+    [
+      'import os',
+      'async def app(scope, receive, send):',
+      '    if scope["type"] != "http":',
+      '        return',
+      '    body = f"{os.environ.get(\'APP_COLOUR\')} {os.getpid()}".encode()',
+      '    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})',
+      '    await send({"type": "http.response.body", "body": body})',
+      '',
+    ].join('\n'),
+  );
+}
+
 /** Asks until every pid of `pids` has answered; returns each pid's body. */
 async function answersFrom(port: number, pids: readonly number[], urlPath = '/'): Promise<Map<number, string>> {
   const seen = new Map<number, string>();
@@ -188,19 +205,7 @@ describe('the fork server (the default start method)', () => {
     const dir = tempDir();
     const envFile = path.join(dir, 'app.env');
     fs.writeFileSync(envFile, 'APP_COLOUR=blue\n');
-    fs.writeFileSync(
-      path.join(dir, 'colour.py'),
-      [
-        'import os',
-        'async def app(scope, receive, send):',
-        '    if scope["type"] != "http":',
-        '        return',
-        '    body = f"{os.environ.get(\'APP_COLOUR\')} {os.getpid()}".encode()',
-        '    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})',
-        '    await send({"type": "http.response.body", "body": body})',
-        '',
-      ].join('\n'),
-    );
+    colourApp(dir);
     const port = await freePort();
     const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', dir, '--env-file', envFile, 'colour:app']);
     const old = await corral.waitForReadyWorkers(2);
@@ -219,6 +224,27 @@ describe('the fork server (the default start method)', () => {
     for (const pid of fresh) expect(parentOf(pid)).toBe(servers[1]);
     expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith('green '))).toBe(true);
     await waitFor(() => !isAlive(first!), 15_000, 'the first fork server to exit with its generation');
+  });
+
+  it('HUP after the config file changed the environment: a fresh fork server, whose workers see the new value', async () => {
+    const dir = tempDir();
+    const conf = path.join(dir, 'corral.conf.py');
+    fs.writeFileSync(conf, 'raw_env = ["APP_COLOUR=blue"]\n');
+    colourApp(dir);
+    const port = await freePort();
+    const corral = startCorral(['-c', conf, '-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', dir, 'colour:app']);
+    const old = await corral.waitForReadyWorkers(2);
+    expect([...(await answersFrom(port, old)).values()].every((body) => body.startsWith('blue '))).toBe(true);
+    // The environment is the fork server's, inherited by each fork: a changed one needs a new fork server.
+    fs.writeFileSync(conf, 'raw_env = ["APP_COLOUR=green"]\n');
+    corral.signal('SIGHUP');
+    await corral.waitForLog((r) => r.msg === 'rolling restart complete', 30_000);
+    expect(corral.find((r) => r.msg === 'fork server refreshed for the new generation')).toEqual([]);
+    const servers = forkServers(corral);
+    expect(servers).toHaveLength(2);
+    const fresh = corral.readyWorkerPids().filter((pid) => !old.includes(pid));
+    for (const pid of fresh) expect(parentOf(pid)).toBe(servers[1]);
+    expect([...(await answersFrom(port, fresh)).values()].every((body) => body.startsWith('green '))).toBe(true);
   });
 
   it('a forked worker ends without the interpreter\'s teardown, but runs the atexit handlers the app registered', async () => {
