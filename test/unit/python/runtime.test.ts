@@ -88,6 +88,42 @@ describe('the worker runtime (src/python/corral_runtime)', () => {
     ]);
   });
 
+  it('a fork server\'s snapshot of what it preloaded sees an upgraded module, a removed one and a package installed beside them, not the app\'s own edits', () => {
+    const site = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-site-'));
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-app-'));
+    temporaryDirs.push(site, app);
+    fs.writeFileSync(path.join(site, 'libone.py'), 'VERSION = 1\n');
+    fs.writeFileSync(path.join(site, 'libtwo.py'), 'VERSION = 1\n');
+    fs.writeFileSync(path.join(app, 'main.py'), 'import libone\n');
+    const out = python([
+      'import json, os, time',
+      `site, app = ${JSON.stringify(site)}, ${JSON.stringify(app)}`,
+      'sys.path[:0] = [site, app]',
+      'import libone, libtwo',
+      'from corral_runtime.fork_server import changed_files, preloaded_files',
+      'settings = {"app_dir": app}',
+      'snapshot = preloaded_files(settings)',
+      'seen = [changed_files(snapshot)]',
+      'os.replace(os.path.join(app, "main.py"), os.path.join(app, "main.py"))',
+      'open(os.path.join(app, "new_module.py"), "w").write("X = 1\\n")',
+      'seen.append(changed_files(snapshot))',
+      'time.sleep(0.01)',
+      'open(os.path.join(site, "libone.py"), "w").write("VERSION = 22\\n")',
+      'seen.append(changed_files(snapshot))',
+      'snapshot = preloaded_files(settings)',
+      'os.remove(os.path.join(site, "libtwo.py"))',
+      'seen.append(changed_files(snapshot))',
+      'print(json.dumps(seen))',
+    ]);
+    const [before, ownEdits, upgraded, removed] = JSON.parse(out) as string[][];
+    expect(before).toEqual([]);
+    // The app's own directory is not watched: its modules are imported by each worker, never preloaded.
+    expect(ownEdits).toEqual([]);
+    expect(upgraded).toEqual([path.join(site, 'libone.py')]);
+    // Removing a file changes its directory too: that is how a package installed or removed is seen.
+    expect(removed).toEqual([site, path.join(site, 'libtwo.py')].sort());
+  });
+
   it('refuses to send a message or a field protocol.py does not name', () => {
     const verdicts = python([
       'from corral_runtime.channel import ControlChannel',
