@@ -131,6 +131,22 @@ describe('the fork server (the default start method)', () => {
     expect(numbers[0]).not.toBe(numbers[1]);
   });
 
+  it.each([
+    ['its imports preloaded', []],
+    ['--preload', ['--preload']],
+  ])('numpy (%s): OpenBLAS\'s threads do not stop forking, and each worker draws its own numbers', async (_name, options) => {
+    const port = await freePort();
+    const corral = startCorral([...options, '-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'numpy_app:app']);
+    const pids = await corral.waitForReadyWorkers(2);
+    expect(corral.find((r) => r.level === 40 && typeof r.msg === 'string' && r.msg.includes('thread'))).toEqual([]);
+    const [server] = forkServers(corral);
+    for (const pid of pids) expect(parentOf(pid)).toBe(server);
+    const bodies = [...(await answersFrom(port, pids)).values()];
+    const draws = bodies.map((body) => body.split(' ')[1]);
+    expect(new Set(draws).size).toBe(2);
+    for (const body of bodies) expect(body.split(' ')[2]).toBe('64.0');
+  });
+
   it('a fork server killed with SIGKILL: its workers keep serving, and the next respawn forks from a new one', async () => {
     const port = await freePort();
     const corral = startCorral(['-w', '2', '-b', `127.0.0.1:${port}`, '--app-dir', TEST_APPS, 'app:app']);

@@ -79,11 +79,13 @@ def fresh_process_state() -> None:
     of its own, no event loop, the garbage collector on."""
     atexit._clear()
     random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
+    # Only when the preload imported it: numpy loads numpy.random lazily, and a worker that imports it
+    # itself seeds it itself.
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
         # numpy's global generator is not reseeded on fork (numpy#9650): every worker would draw the same.
         try:
-            numpy.random.seed()
+            numpy_random.seed()
         except Exception:  # noqa: BLE001 - a numpy without the legacy global generator
             pass
     # A loop made by preloaded code (asyncio.get_event_loop() at import) shares its epoll fd with the

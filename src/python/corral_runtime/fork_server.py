@@ -16,6 +16,7 @@ master and dies when the master does.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import faulthandler
 import gc
@@ -59,8 +60,45 @@ class ChildStart:
     server: ForkServer
 
 
+# The names OpenBLAS builds export its thread count under: plain, numpy's and scipy's bundled copies
+# (symbol prefix scipy_, suffix 64_ for 64-bit integers).
+OPENBLAS_THREAD_COUNT_SYMBOLS = (
+    "openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads",
+    "scipy_openblas_get_num_threads64_",
+)
+
+
+def openblas_threads() -> int:
+    """The worker threads of the OpenBLAS libraries this process has loaded (numpy and scipy bring one,
+    which starts its threads at import). OpenBLAS parks them at a fork and starts them again in the
+    child at its next call (pthread_atfork), so they hold no lock a forked worker could wait on."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            paths = {line.split(None, 5)[5].strip() for line in maps if line.count(" ") >= 5 and "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return 0
+    count = 0
+    for path in sorted(paths):
+        if not path.startswith("/"):
+            continue
+        try:
+            # Loaded already: this is the same library, not a second copy.
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in OPENBLAS_THREAD_COUNT_SYMBOLS:
+            thread_count = getattr(library, symbol, None)
+            if thread_count is not None:
+                count += max(0, int(thread_count()) - 1)
+                break
+    return count
+
+
 def other_threads() -> list[str]:
-    """The threads running beside the main one: Python's by name, others (C libraries') by their comm."""
+    """The threads running beside the main one that make forking unsafe: Python's by name, others (C
+    libraries') by their comm, less as many native ones as the loaded OpenBLAS runs (fork-safe)."""
     main = threading.main_thread()
     names = [thread.name for thread in threading.enumerate() if thread is not main]
     try:
@@ -69,14 +107,19 @@ def other_threads() -> list[str]:
         return names
     if len(tasks) > 1 + len(names):
         known = {thread.native_id for thread in threading.enumerate()}
+        native: list[str] = []
         for task in sorted(tasks, key=int):
             if int(task) in known:
                 continue
             try:
                 with open(f"/proc/self/task/{task}/comm", encoding="utf-8", errors="replace") as comm:
-                    names.append(f"{comm.read().strip()} (native thread {task})")
+                    native.append(f"{comm.read().strip()} (native thread {task})")
             except OSError:
                 continue
+        # Which native thread is OpenBLAS's cannot be read from /proc (they carry the process's name):
+        # up to its count they are taken as its.
+        if len(native) > openblas_threads():
+            names.extend(native)
     return names
 
 
