@@ -53,7 +53,7 @@ describe('presets', () => {
 
   it("fork-server: the rows issue 12 asks for, side by side with corral (spawn) and the three anchors", () => {
     const p = PRESETS['fork-server']!;
-    expect(p.only).toEqual(['launch', 'memory-pss', 'kill', 'hup', 'reload']);
+    expect(p.only).toEqual(['throughput', 'launch', 'memory-pss', 'kill', 'hup', 'reload']);
     expect(p.servers).toEqual(['uvicorn', 'corral', 'corral-spawn', 'gunicorn', 'granian']);
     expect(p.apps).toEqual(['hello', 'fastapi']);
     expect(p.settings.launchWorkers).toEqual([2, 8, 32]);
