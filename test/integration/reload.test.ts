@@ -152,7 +152,7 @@ describe('--reload forks from a fork server kept across saves (the default start
     expect(importers()).not.toContain(third);
     // The first fork server exits once its children are gone.
     await waitFor(() => !isAlive(firstServer!), 15_000, 'the first fork server to exit');
-    expect(forkServers(corral)).toHaveLength(2);
+    expect(forkServers(corral), corral.output).toHaveLength(2);
   });
 
   it('forks the workers of a save from a new fork server when the Python environment changed', async () => {
@@ -294,6 +294,8 @@ describe('--reload', () => {
     const added = project.write('pkg/extra.py', 'EXTRA = "extra module"\n');
     const body = await pollUntil(async () => (await get({ port })).body, (text) => text.includes('extra module'), 15_000);
     expect(body).toMatch(/^one extra module /);
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     expect(reloadsStarted(corral)[0]?.changes).toEqual([added]);
   });
 
@@ -313,6 +315,8 @@ describe('--reload', () => {
     // A watched change after the ignored ones: its reload must list it alone.
     const marker = project.write('pkg/main.py', mainModule('two'));
     await expectServing(port, 'two');
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     const started = reloadsStarted(corral);
     expect(started).toHaveLength(1);
     expect(started[0]?.changes).toEqual([marker]);
@@ -384,6 +388,8 @@ describe('--reload', () => {
     fs.writeFileSync(template, '<p>second</p>');
     await expectServing(port, '<p>second</p>');
     // One reload, for the extra file alone.
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     expect(reloadsStarted(corral).map((r) => r.changes)).toEqual([[template]]);
   });
 
