@@ -321,7 +321,7 @@ function displayName(setting: Setting): string {
   return setting.flags.find((flag) => flag.startsWith('--')) ?? setting.name;
 }
 
-/** --preload preloads into a fork server: said when nothing is forked (spawn, or --reload). */
+/** --preload preloads into a fork server: said when nothing is forked (spawn), or when the fork server never imports the app (--reload). */
 function noticesForStartMethod(settings: Record<string, Resolved>, notices: Notice[]): void {
   const preload = settings.preload_app!;
   if (preload.value !== true) return;
