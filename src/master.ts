@@ -337,10 +337,10 @@ export async function serve(givenConfig: CorralConfig, load: LoadCommandLine, ou
     );
     const onOutput = routeWorkerOutput(output);
     const spawner = new SpawnLauncher({ config, listenerFds, identity, onOutput, log });
-    const reloader = reloading ? new reloading.DevReloader(config, spawner, log) : undefined;
-    // Forked from a fork server per generation unless --start-method spawn; --reload keeps its warm standbys (spawned).
+    // Forked from a fork server per generation unless --start-method spawn; --reload keeps one fork server
+    // across saves and forks its standbys from it (spawn: spawned standbys).
     const forking =
-      !reloader && config.startMethod === 'fork'
+      config.startMethod === 'fork'
         ? await (await import('./worker/fork-launcher.js')).ForkServerLauncher.open({
             config,
             listenerFds,
@@ -351,6 +351,7 @@ export async function serve(givenConfig: CorralConfig, load: LoadCommandLine, ou
             spawn: spawner,
           })
         : undefined;
+    const reloader = reloading ? new reloading.DevReloader(config, spawner, forking, log) : undefined;
     const launcher = reloader?.launcher ?? forking ?? spawner;
     const master = new Master({ config, load, output, listeners, upgrades, launcher, reloader, forking });
     // A crash skips the finally below: what it does must still happen (workers, listeners, pid file).

@@ -321,11 +321,11 @@ function displayName(setting: Setting): string {
   return setting.flags.find((flag) => flag.startsWith('--')) ?? setting.name;
 }
 
-/** --preload preloads into a fork server: said when nothing is forked (spawn, or --reload). */
+/** --preload preloads into a fork server: said when nothing is forked (spawn), or when the fork server never imports the app (--reload). */
 function noticesForStartMethod(settings: Record<string, Resolved>, notices: Notice[]): void {
   const preload = settings.preload_app!;
   if (preload.value !== true) return;
-  const why = settings.reload!.value === true ? '--reload spawns its workers' : settings.start_method!.value === 'spawn' ? '--start-method spawn' : undefined;
+  const why = settings.reload!.value === true ? '--reload (its fork server never imports the app\'s own code)' : settings.start_method!.value === 'spawn' ? '--start-method spawn' : undefined;
   if (why) notices.push({ level: 'info', setting: 'preload_app', msg: `--preload (${preload.source}) has no effect with ${why}: each worker imports the app itself` });
 }
 

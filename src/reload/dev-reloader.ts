@@ -4,11 +4,13 @@ import type { Logger } from 'pino';
 import type { Arbiter } from '../supervisor/arbiter.js';
 import { UsageError } from '../exit-codes.js';
 import type { CorralConfig } from '../config/resolve.js';
+import type { ForkServerLauncher } from '../worker/fork-launcher.js';
 import type { SpawnLauncher } from '../worker/launcher.js';
 import type { Worker } from '../worker/worker.js';
 import { ReloadCoalescer } from './coalescer.js';
 import { WatchRules } from './matcher.js';
-import { StandbyLauncher } from './standby-launcher.js';
+import { ForkStandbys } from './fork-standby.js';
+import { SpawnStandbys, StandbyLauncher } from './standby-launcher.js';
 import { watchSources, type ChangeKind, type SourceWatcher } from './watcher.js';
 
 export { applyReloadMode, RELOAD_DRAIN_SECONDS } from './mode.js';
@@ -53,7 +55,10 @@ interface ReloadRun {
  */
 export class DevReloader {
   readonly rules: WatchRules;
-  /** The arbiter's launcher in reload mode: warm standbys in front of spawn per worker. */
+  /**
+   * The arbiter's launcher in reload mode: warm standbys in front of the workers, held children of a
+   * fork server kept across saves (`forking`, --start-method fork) or spawned interpreters.
+   */
   readonly launcher: StandbyLauncher;
   private readonly coalescer: ReloadCoalescer;
   private watcher: SourceWatcher | undefined;
@@ -65,10 +70,12 @@ export class DevReloader {
   constructor(
     private readonly config: CorralConfig,
     spawner: SpawnLauncher,
+    forking: ForkServerLauncher | undefined,
     private readonly log: Logger,
   ) {
     this.rules = watchRulesOf(config);
-    this.launcher = new StandbyLauncher(spawner, { size: config.workers, bootTimeoutMs: config.bootTimeout * 1000, rules: this.rules, log });
+    const backend = forking ? new ForkStandbys(forking, spawner, log) : new SpawnStandbys(spawner);
+    this.launcher = new StandbyLauncher(backend, { size: config.workers, bootTimeoutMs: config.bootTimeout * 1000, rules: this.rules, log });
     this.coalescer = new ReloadCoalescer(config.reloadDelay * 1000, (changes) => this.reload(changes));
   }
 

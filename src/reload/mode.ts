@@ -4,11 +4,12 @@ import type { CorralConfig } from '../config/resolve.js';
 export const RELOAD_DRAIN_SECONDS = 3;
 
 /**
- * Reload mode changes three things: every worker is replaced at once (max-surge = workers), old
- * workers drain for a few seconds at most, and workers report their modules for the standby.
+ * Reload mode changes four things: every worker is replaced at once (max-surge = workers), old
+ * workers drain for a few seconds at most, workers report their modules for the standby, and
+ * --preload is off (the fork server kept across saves must never hold the app's own, changing, code).
  */
 export function applyReloadMode(config: CorralConfig): CorralConfig {
   if (!config.reload) return config;
-  return { ...config, maxSurge: config.workers, gracefulTimeout: Math.min(config.gracefulTimeout, RELOAD_DRAIN_SECONDS) };
+  return { ...config, maxSurge: config.workers, gracefulTimeout: Math.min(config.gracefulTimeout, RELOAD_DRAIN_SECONDS), preloadApp: false };
 }
 

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { EventEmitter } from 'node:events';
 import type { StopMode, StopReason, WorkerEvents, WorkerSpawnSpec, WorkerState } from '../worker/worker.js';
 
-/** A standby as the pool needs it: a ProcessWorker started with the `standby` setting. */
+/** A standby as the pool needs it: a worker started with the `standby` setting (spawned, or forked and held). */
 export interface StandbyProcess extends EventEmitter<WorkerEvents> {
   readonly pid: number | undefined;
   readonly state: WorkerState;
@@ -23,6 +23,18 @@ export interface StandbyPoolOptions<P extends StandbyProcess> {
   isWatchedDirectory(directory: string): boolean;
   /** The current modification time of a directory (nanoseconds as text), undefined when it is gone. */
   mtimeOf?(directory: string): string | undefined;
+  /**
+   * Whether the master's own snapshot of the import path at a standby's start stands for it (a spawned
+   * standby imports everything after it). A forked one reports its fork server's, taken before that
+   * imported anything: false.
+   */
+  snapshotAtStart?: boolean;
+  /** What the environment-change log line names as having started before the change, and what follows. */
+  environmentChange?: { since: string; then: string };
+  /** The import path changed: every standby is gone, the launch that found it starts cold. */
+  onEnvironmentChanged?(): void;
+  /** A standby waits for "go"; `imported` are the modules it imported itself. */
+  onReady?(process: P, imported: readonly string[]): void;
 }
 
 interface Standby<P extends StandbyProcess> {
@@ -98,11 +110,10 @@ export class StandbyPool<P extends StandbyProcess> {
     if (!standby) return undefined;
     const changed = this.changedDirectory(standby.paths!);
     if (changed !== undefined) {
-      this.options.log.info(
-        { directory: changed },
-        'reload: the Python environment changed since the standby started; starting cold and preparing new standbys',
-      );
+      const { since, then } = this.options.environmentChange ?? { since: 'the standby', then: 'starting cold and preparing new standbys' };
+      this.options.log.info({ directory: changed }, `reload: the Python environment changed since ${since} started; ${then}`);
       this.discardAll();
+      this.options.onEnvironmentChanged?.();
       return undefined;
     }
     this.release(standby);
@@ -127,7 +138,7 @@ export class StandbyPool<P extends StandbyProcess> {
       process,
       preload: new Set(preload),
       waiting: false,
-      paths: this.importDirs ? Object.fromEntries(this.importDirs.map((directory) => [directory, this.mtimeOf(directory) ?? ''])) : undefined,
+      paths: this.importDirs && this.options.snapshotAtStart !== false ? Object.fromEntries(this.importDirs.map((directory) => [directory, this.mtimeOf(directory) ?? ''])) : undefined,
       timer: setTimeout(() => {
         this.options.log.warn({ pid: process.pid }, 'standby did not get ready within the boot timeout; stopping it');
         this.release(standby);
@@ -135,13 +146,14 @@ export class StandbyPool<P extends StandbyProcess> {
       }, this.options.bootTimeoutMs).unref(),
     };
     this.standbys.add(standby);
-    process.once('standby', (paths) => {
+    process.once('standby', (paths, imported) => {
       clearTimeout(standby.timer);
       standby.waiting = true;
       const reported = Object.fromEntries(Object.entries(paths).filter(([directory]) => !this.options.isWatchedDirectory(directory)));
       this.importDirs ??= Object.keys(reported);
       standby.paths ??= reported;
       this.options.log.info({ pid: process.pid, modules: preload.length }, 'reload: warm standby ready');
+      this.options.onReady?.(process, imported);
     });
     process.once('exit', (exit) => {
       if (!this.standbys.has(standby)) return;

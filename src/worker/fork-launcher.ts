@@ -33,6 +33,16 @@ interface GenerationStart {
   gracefulTimeoutMs: number;
 }
 
+/** How a launch may differ from the generation's usual worker (reload mode: src/reload/fork-standby.ts). */
+export interface ForkRequestOptions {
+  /** Fork from the fork server prepared under this number instead of `spec.generation`'s. */
+  forkServer?: number;
+  /** Settings on top of the configuration's (reload mode: `standby`, `report_modules`). */
+  settings?: Record<string, unknown>;
+  /** How to start it instead when the fork server cannot fork (default: the spawn launcher's launch). */
+  spawn?: (spec: WorkerSpawnSpec) => Worker;
+}
+
 /** A fork server as `corral status` shows it. */
 export interface ForkServerStatus {
   generation: number;
@@ -88,6 +98,8 @@ interface Generation {
   spawn: boolean;
   /** Fork servers of this generation that exited before they were ready (and said nothing why). */
   failedStarts: number;
+  /** Reload mode: modules its fork server preloads on top of its own choice. */
+  preload?: readonly string[];
 }
 
 /** The worker's drain is bounded by itself; the master's SIGKILL comes this much later, as a backstop. */
@@ -149,12 +161,15 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
 
   /**
    * Gives the generation a fork server: the previous generation's, refreshed, when their preload is the
-   * same; else a new one, which preloads while the arbiter goes on (nothing to await).
+   * same; else a new one, which preloads while the arbiter goes on (nothing to await). Reload mode gives
+   * `preload` (src/reload/fork-standby.ts decides when it needs a fork server): always a new one, which
+   * also imports these modules (it never imports the app itself).
    */
-  prepareGeneration(generationNumber: number): undefined {
+  prepareGeneration(generationNumber: number, preload?: readonly string[]): undefined {
     const generation = this.generation(generationNumber);
+    if (preload) generation.preload = preload;
     if (generation.spawn || this.closed || generation.handle) return undefined;
-    const shared = this.reusableServer(generation.number);
+    const shared = preload ? undefined : this.reusableServer(generation.number);
     if (shared) this.refresh(generation, shared);
     else this.serverFor(generation);
     return undefined;
@@ -187,17 +202,18 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
   }
 
   /** A worker of `spec.generation`: forked, or spawned when the generation cannot fork. */
-  launch(spec: WorkerSpawnSpec): Worker {
-    const generation = this.generation(spec.generation);
-    if (generation.spawn) return this.options.spawn.launch(spec);
+  launch(spec: WorkerSpawnSpec, options: ForkRequestOptions = {}): Worker {
+    const generation = this.generation(options.forkServer ?? spec.generation);
+    const spawn = options.spawn ?? ((fallback: WorkerSpawnSpec) => this.options.spawn.launch(fallback));
+    if (generation.spawn) return spawn(spec);
     const launch = this.start();
     const worker = markDeadOnExit(new ForkedWorker(spec, { gracefulTimeoutMs: launch.gracefulTimeoutMs, onOutput: this.options.onOutput }), launch.env, this.options.log);
     const forget = this.channels.expect(worker.token, (stream, socket) => {
       if (worker.attach(stream, socket) && worker.connected) forget();
     });
     worker.once('exit', forget);
-    const settings = { ...launch.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.channels.path, master_pid: process.pid };
-    const request = { worker, settings, spawn: (fallback: WorkerSpawnSpec) => this.options.spawn.launch(fallback) };
+    const settings = { ...launch.settings, ...options.settings, slot: spec.slot, age: ++forkedWorkers, channel_path: this.channels.path, master_pid: process.pid };
+    const request = { worker, settings, spawn };
     const handle = this.serverFor(generation);
     worker.cancelRequest = () => {
       const index = generation.queue.indexOf(worker);
@@ -373,13 +389,14 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
       entry: WORKER_ENTRY,
       listenerFds: options.listenerFds,
       env: start.env,
-      settings: start.settings,
+      settings: generation.preload ? { ...start.settings, reload: true } : start.settings,
       onOutput: options.onServerOutput,
       ...(options.identity ? { uid: options.identity.uid, gid: options.identity.gid } : {}),
     });
     const handle = new ServerHandle(server, this.preloadSignature(start));
     handle.generations.add(generation.number);
     generation.handle = handle;
+    if (generation.preload) server.preload(generation.preload);
     options.log.debug({ forkServer: generation.number, pid: server.pid }, 'fork server starting');
     server.on('ready', (info) => this.onReady(generation, handle, info));
     server.on('refreshed', (info) => this.onRefreshed(handle, info));

@@ -151,6 +151,11 @@ export class ForkServer extends EventEmitter<ForkServerEvents> {
     return this.send({ type: 'refresh', settings });
   }
 
+  /** Reload mode: the modules to preload on top of its own choice (it reads them before it is ready). */
+  preload(modules: readonly string[]): boolean {
+    return this.send({ type: 'preload', modules });
+  }
+
   /** Signals a child of this fork server, unless it has been reaped already. */
   signal(pid: number, signal: NodeJS.Signals): boolean {
     return this.send({ type: 'signal', pid, signal });

@@ -3,13 +3,18 @@ import type net from 'node:net';
 import type { ChannelStream } from './channel-server.js';
 import { readChannel } from './channels.js';
 import type { ForkServer } from './fork-server.js';
-import { CHANNEL_STREAMS } from './protocol.js';
+import { CHANNEL_STREAMS, encodeMasterMessage, type MasterMessage } from './protocol.js';
 import { RuntimeWorker } from './runtime-worker.js';
 import { spawnFailure, type BootError, type Worker, type WorkerExit, type WorkerSpawnSpec, type WorkerStream } from './worker.js';
 
 export interface ForkedWorkerOptions {
   gracefulTimeoutMs: number;
   onOutput(worker: Worker, stream: WorkerStream, line: string, droppedBytes: number): void;
+}
+
+/** What a spawned worker run instead takes of the standby's messages (a ProcessWorker). */
+interface Activatable {
+  send(message: MasterMessage): void;
 }
 
 /** A child reaped before the master accepted its control connection: how long that connection may still come. */
@@ -45,6 +50,8 @@ export class ForkedWorker extends RuntimeWorker {
   cancelRequest: (() => boolean) | undefined;
   private readonly sockets: net.Socket[] = [];
   private readonly attached = new Set<ChannelStream>();
+  /** Messages for the child written before its control channel connected (reload mode's standby). */
+  private outbox: MasterMessage[] = [];
 
   constructor(
     spec: WorkerSpawnSpec,
@@ -107,6 +114,10 @@ export class ForkedWorker extends RuntimeWorker {
       this.requests = inner.requests;
       this.emit('retiring', reason);
     });
+    // Reload mode's reports, from a standby or a worker spawned instead.
+    inner.on('standby', (paths, imported) => this.emit('standby', paths, imported));
+    inner.on('modules', (modules) => this.emit('modules', modules));
+    for (const message of this.outbox.splice(0)) (inner as Partial<Activatable>).send?.(message);
     inner.once('exit', (exit) => {
       this.bootError = inner.bootError;
       this.finish(exit);
@@ -132,6 +143,7 @@ export class ForkedWorker extends RuntimeWorker {
     });
     if (stream === 'control') {
       this.controlSocket = socket;
+      for (const message of this.outbox.splice(0)) socket.write(encodeMasterMessage(message));
       socket.once('close', () => {
         this.controlEnded = true;
         this.maybeFinish();
@@ -143,6 +155,32 @@ export class ForkedWorker extends RuntimeWorker {
   /** Every stream of the child is connected: its token opens nothing more. */
   get connected(): boolean {
     return this.attached.size === CHANNEL_STREAMS.length;
+  }
+
+  // ---- reload mode's standby ----------------------------------------------------------------
+
+  /**
+   * Hands a child forked as a held standby (the `standby` setting) its slot: it imports the app and
+   * boots from here, so its boot deadline starts now. As ProcessWorker.activate.
+   */
+  activate(spec: WorkerSpawnSpec): void {
+    this.slot = spec.slot;
+    this.generation = spec.generation;
+    this.role = spec.role;
+    this.startedAt = Date.now();
+    this.lastHeartbeatAt = this.startedAt;
+    this.send({ type: 'go', slot: spec.slot, generation: spec.generation });
+  }
+
+  /** Writes one message to the child's control channel, once it has connected (only a standby reads them). */
+  send(message: MasterMessage): void {
+    if (this.state === 'exited') return;
+    if (this.inner) {
+      (this.inner as Partial<Activatable>).send?.(message);
+      return;
+    }
+    if (this.controlSocket && !this.controlEnded) this.controlSocket.write(encodeMasterMessage(message));
+    else if (!this.controlSocket) this.outbox.push(message);
   }
 
   // ---- its end ------------------------------------------------------------------------------

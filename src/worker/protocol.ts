@@ -20,8 +20,11 @@ export const WORKER_MESSAGES = {
   ready: [],
   /** max-requests reached: the master starts a replacement, then drains this worker. */
   retiring: ['reason', 'requests'],
-  /** Reload mode: a warm standby has preloaded its modules; paths are the import path's mtimes. */
-  standby: ['paths'],
+  /**
+   * Reload mode: a warm standby has preloaded its modules; paths are the import path's mtimes, imported
+   * the modules it imported itself (a forked one: those its fork server had not preloaded).
+   */
+  standby: ['imported', 'paths'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** Master → worker: each message's fields. Only a warm standby reads the channel. */
@@ -65,7 +68,7 @@ interface WorkerMessageFields {
   modules: { modules: Record<string, string> };
   ready: Record<never, never>;
   retiring: { reason: string; requests: number };
-  standby: { paths: Record<string, string> };
+  standby: { imported: string[]; paths: Record<string, string> };
 }
 
 /** Each master message's fields with their types; checked against MASTER_MESSAGES below. */
@@ -151,6 +154,8 @@ export const FORK_SERVER_REQUESTS = {
   fork: ['settings', 'token'],
   /** Serve a new code generation too: check the preloaded files, import what the new code adds. */
   refresh: ['settings'],
+  /** Reload mode: the modules the app's workers imported, sent at the start and read before `ready`. */
+  preload: ['modules'],
   /** A newer generation serves: exit once the last child is gone. */
   retire: [],
   /** Signal a child, unless it has been reaped already. */
@@ -174,6 +179,7 @@ interface ForkServerMessageFields {
 interface ForkServerRequestFields {
   fork: { settings: Record<string, unknown>; token: string };
   refresh: { settings: Record<string, unknown> };
+  preload: { modules: readonly string[] };
   retire: Record<never, never>;
   signal: { pid: number; signal: NodeJS.Signals };
 }

@@ -51,9 +51,9 @@ export abstract class RuntimeWorker extends WorkerRecord {
         if (message.line !== undefined) this.bootError.line = message.line;
         if (message.exception !== undefined) this.bootError.exception = message.exception;
         return;
-      // Only reload mode's workers and standbys send these (its settings ask for them), and it spawns them.
+      // Only reload mode's workers and standbys send these (its settings ask for them).
       case 'standby':
-        this.emit('standby', message.paths);
+        this.emit('standby', message.paths, message.imported ?? []);
         return;
       case 'modules':
         this.emit('modules', message.modules);

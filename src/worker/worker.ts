@@ -37,7 +37,7 @@ export interface WorkerEvents {
   heartbeat: [];
   retiring: [reason: string];
   exit: [exit: WorkerExit];
-  standby: [paths: Record<string, string>];
+  standby: [paths: Record<string, string>, imported: string[]];
   modules: [modules: Record<string, string>];
 }
 

@@ -81,6 +81,133 @@ const isMessage = (prefix: string) => (r: LogRecord) => typeof r.msg === 'string
 const reloadsStarted = (corral: Corral) => corral.find(isMessage('reload: ')).filter((r) => Array.isArray(r.changes));
 const reloadsDone = (corral: Corral) => corral.find(isMessage('reload: new code serving'));
 
+/** The parent of a live process, from /proc. */
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/** The fork servers that reported ready, in order. */
+const forkServers = (corral: Corral) => corral.find((r) => r.msg === 'fork server ready').map((r) => r.pid as number);
+/** The pid that answered (the app puts it last). */
+const answeredBy = (body: string) => Number(body.split(' ').pop());
+
+/** A directory on the import path outside the watched code, standing in for site-packages. */
+function sitePackages(): string {
+  const site = fs.mkdtempSync(path.join(os.tmpdir(), 'corral-site-'));
+  temporaryDirs.push(site);
+  // Present from the start, as in a real site-packages: the first byte-compile must not change the directory.
+  fs.mkdirSync(path.join(site, '__pycache__'));
+  return site;
+}
+
+describe('--reload forks from a fork server kept across saves (the default start method)', () => {
+  it('answers a save with a held child of the fork server, and keeps that fork server', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project);
+    const first = answeredBy(await expectServing(port, 'one'));
+    const [server] = forkServers(corral);
+    expect(parentOf(first)).toBe(server);
+    const held = await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'the held child');
+    expect(parentOf(held.pid as number)).toBe(server);
+    project.write('pkg/main.py', mainModule('two'));
+    const second = answeredBy(await expectServing(port, 'two'));
+    // The held child became the worker: no fork on the save's path.
+    expect(second).toBe(held.pid);
+    expect(parentOf(second)).toBe(server);
+    expect(await corral.waitForLog(isMessage('reload: new code serving'))).toMatchObject({ workers: 1, warm: 1 });
+    await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, 'the next held child');
+    project.write('pkg/main.py', mainModule('three'));
+    expect(parentOf(answeredBy(await expectServing(port, 'three')))).toBe(server);
+    expect(forkServers(corral)).toEqual([server]);
+  });
+
+  it('has a new fork server preload a module the app imported that the fork server had not', async () => {
+    const project = makeProject('one');
+    const site = sitePackages();
+    // Imported by name at run time: the fork server's reading of the app's imports cannot see it.
+    fs.writeFileSync(path.join(site, 'lazylib.py'), 'import os\nprint(f"lazylib imported by {os.getpid()}", flush=True)\n');
+    project.write('pkg/main.py', `import importlib\nimportlib.import_module("lazy" + "lib")\n${mainModule('one')}`);
+    const { corral, port } = await startReloading(project, [], { PYTHONPATH: site });
+    await expectServing(port, 'one');
+    const [firstServer] = forkServers(corral);
+    const learnt = await corral.waitForLog(isMessage('reload: the app imports'), 20_000, 'the missing module noticed');
+    expect(learnt).toMatchObject({ forkServer: 1, modules: 1, examples: ['lazylib'] });
+    await waitFor(() => forkServers(corral).length === 2, 20_000, 'the second fork server');
+    const secondServer = forkServers(corral)[1]!;
+    const importers = () => corral.find((r) => typeof r.msg === 'string' && r.msg.startsWith('lazylib imported by')).map((r) => r.pid);
+    expect(importers()).toContain(secondServer);
+    // The first save takes the child held by the first fork server; the next is held by the second.
+    project.write('pkg/main.py', `import importlib\nimportlib.import_module("lazy" + "lib")\n${mainModule('two')}`);
+    await expectServing(port, 'two');
+    await waitFor(
+      () => corral.find(isMessage('reload: warm standby ready')).some((r) => parentOf(r.pid as number) === secondServer),
+      20_000,
+      'a child held by the second fork server',
+    );
+    project.write('pkg/main.py', `import importlib\nimportlib.import_module("lazy" + "lib")\n${mainModule('three')}`);
+    const third = answeredBy(await expectServing(port, 'three'));
+    expect(parentOf(third)).toBe(secondServer);
+    // It had the module from its fork server: it did not import it itself.
+    expect(importers()).not.toContain(third);
+    // The first fork server exits once its children are gone.
+    await waitFor(() => !isAlive(firstServer!), 15_000, 'the first fork server to exit');
+    expect(forkServers(corral), corral.output).toHaveLength(2);
+  });
+
+  it('forks the workers of a save from a new fork server when the Python environment changed', async () => {
+    const project = makeProject('one');
+    const site = sitePackages();
+    fs.writeFileSync(path.join(site, 'extlib.py'), 'NAME = "extlib"\n');
+    project.write('pkg/main.py', `import extlib\n${mainModule('one')}`);
+    const { corral, port } = await startReloading(project, [], { PYTHONPATH: site });
+    const first = answeredBy(await expectServing(port, 'one'));
+    const firstServer = parentOf(first);
+    await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'the held child');
+    fs.writeFileSync(path.join(site, 'newlib.py'), 'NAME = "newlib"\n');
+    project.write('pkg/main.py', `import newlib\nimport extlib\n${mainModule('two')}`);
+    const second = answeredBy(await expectServing(port, 'two'));
+    expect(corral.find(isMessage('reload: the Python environment changed'))[0]).toMatchObject({ directory: site });
+    expect(await corral.waitForLog(isMessage('reload: new code serving'))).toMatchObject({ warm: 0 });
+    const secondServer = parentOf(second);
+    expect(secondServer).not.toBe(firstServer);
+    // The latest fork server (one may have started in between to preload extlib, which the app's
+    // reading counts as the app's own code: it is outside site-packages).
+    expect(forkServers(corral).at(-1)).toBe(secondServer);
+    await waitFor(() => forkServers(corral).slice(0, -1).every((pid) => !isAlive(pid)), 15_000, 'the older fork servers to exit once their workers are gone');
+  });
+});
+
+describe('--reload --start-method spawn', () => {
+  it('answers a save from a spawned warm standby, a child of the master', async () => {
+    const project = makeProject('one');
+    const { corral, port } = await startReloading(project, ['--start-method', 'spawn']);
+    expect(parentOf(answeredBy(await expectServing(port, 'one')))).toBe(corral.pid);
+    const standby = await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'a warm standby');
+    project.write('pkg/main.py', mainModule('two'));
+    const second = answeredBy(await expectServing(port, 'two'));
+    expect(second).toBe(standby.pid);
+    expect(parentOf(second)).toBe(corral.pid);
+    expect(await corral.waitForLog(isMessage('reload: new code serving'))).toMatchObject({ workers: 1, warm: 1 });
+    expect(forkServers(corral)).toEqual([]);
+  });
+
+  it('starts cold when the Python environment changed', async () => {
+    const project = makeProject('one');
+    const site = sitePackages();
+    fs.writeFileSync(path.join(site, 'extlib.py'), 'NAME = "extlib"\n');
+    project.write('pkg/main.py', `import extlib\n${mainModule('one')}`);
+    const { corral, port } = await startReloading(project, ['--start-method', 'spawn'], { PYTHONPATH: site });
+    await expectServing(port, 'one');
+    await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'a warm standby');
+    fs.writeFileSync(path.join(site, 'newlib.py'), 'NAME = "newlib"\n');
+    project.write('pkg/main.py', `import newlib\nimport extlib\n${mainModule('two')}`);
+    expect(parentOf(answeredBy(await expectServing(port, 'two')))).toBe(corral.pid);
+    expect(await corral.waitForLog(isMessage('reload: new code serving'))).toMatchObject({ warm: 0 });
+    expect(corral.find(isMessage('reload: the Python environment changed since the standby started'))[0]).toMatchObject({ directory: site });
+  });
+});
+
 describe('--reload', () => {
   it('serves the new code after a module is edited, from a warm standby', async () => {
     const project = makeProject('one');
@@ -167,6 +294,8 @@ describe('--reload', () => {
     const added = project.write('pkg/extra.py', 'EXTRA = "extra module"\n');
     const body = await pollUntil(async () => (await get({ port })).body, (text) => text.includes('extra module'), 15_000);
     expect(body).toMatch(/^one extra module /);
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     expect(reloadsStarted(corral)[0]?.changes).toEqual([added]);
   });
 
@@ -186,6 +315,8 @@ describe('--reload', () => {
     // A watched change after the ignored ones: its reload must list it alone.
     const marker = project.write('pkg/main.py', mainModule('two'));
     await expectServing(port, 'two');
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     const started = reloadsStarted(corral);
     expect(started).toHaveLength(1);
     expect(started[0]?.changes).toEqual([marker]);
@@ -257,6 +388,8 @@ describe('--reload', () => {
     fs.writeFileSync(template, '<p>second</p>');
     await expectServing(port, '<p>second</p>');
     // One reload, for the extra file alone.
+    // The master's log line may trail the new worker's first answer.
+    await corral.waitForLog(isMessage('reload: new code serving'), 10_000, 'the reload to finish');
     expect(reloadsStarted(corral).map((r) => r.changes)).toEqual([[template]]);
   });
 

@@ -40,6 +40,7 @@ from .logs import JsonLineHandler, RecordChannel, configure_logging
 from .parent import die_with_parent
 from .preload import own_roots, preload_imports, preload_uvicorn, third_party_imports
 from .protocol import EXIT_CODES, FORK_SERVER_MESSAGES, FORK_SERVER_REQUESTS
+from .standby import snapshot_import_path
 
 log = logging.getLogger("corral.fork_server")
 
@@ -206,6 +207,8 @@ class ForkServer:
         self.wakeup_write = -1
         # What the preload read from disk, as it was then: a refresh for a new generation checks it.
         self.snapshot: dict[str, tuple[int, int]] = {}
+        # Reload mode: the modules of the master's `preload` request.
+        self.learnt: list[str] | None = None
 
     # ---- reports ------------------------------------------------------------------------------
 
@@ -247,6 +250,9 @@ class ForkServer:
         """Imports what the workers share; the count of modules imported. AppLoadFailure with --preload."""
         settings = self.settings
         add_app_dir_to_path(settings)
+        if settings.get("reload"):
+            # --reload: its held children report these mtimes (a package installed from now on is a change).
+            snapshot_import_path()
         # As the workers load it before the app: a module reading the environment at import sees it.
         load_env_file(settings)
         count = preload_uvicorn(settings)
@@ -259,7 +265,26 @@ class ForkServer:
             except BaseException as exc:  # noqa: BLE001 - any failure to import is the app's
                 raise AppLoadFailure(f"cannot import the app {target!r}", exc) from exc
             return count + 1
-        return count + preload_imports(third_party_imports(module, settings))
+        count += preload_imports(third_party_imports(module, settings))
+        if settings.get("reload"):
+            # --reload (never with --preload): the modules the app's workers imported from outside its
+            # own code, as src/reload/fork-standby.ts sends them. Nothing else is sent before `ready`.
+            count += preload_imports([(name, []) for name in self.read_learnt()])
+        return count
+
+    def read_learnt(self) -> list[str]:
+        """Reload mode: waits for the `preload` request the master sends at the start. MasterGone at EOF."""
+        while self.learnt is None:
+            chunk = read_channel(self.control_fd, 65536)
+            if not chunk:
+                raise MasterGone()
+            self.buffer += chunk
+            # Every whole line: a `retire` may follow at once (the fork server is replaced before ready),
+            # and serve() reads its pipe only when more comes. No fork request comes before `ready`.
+            while b"\n" in self.buffer:
+                line, self.buffer = self.buffer.split(b"\n", 1)
+                self.handle(json.loads(line))
+        return self.learnt
 
     def run(self) -> int | ChildStart:
         """Serves fork requests until the master is gone or, once retired, the last child is; a forked
@@ -284,6 +309,8 @@ class ForkServer:
             except MasterGone:
                 pass
             return EXIT_CODES["app_load_failure"]
+        except MasterGone:
+            return EXIT_CODES["ok"]
         self.snapshot = preloaded_files(settings)
         try:
             self.report("ready", **self.preload_report(started, count))
@@ -372,6 +399,10 @@ class ForkServer:
             return None
         if kind == "refresh":
             self.refresh(dict(request["settings"]))
+            return None
+        if kind == "preload":
+            # Sent once, at the start: read_learnt() waits for it before the fork server is ready.
+            self.learnt = [str(name) for name in request.get("modules", [])]
             return None
         if kind == "retire":
             self.retiring = True

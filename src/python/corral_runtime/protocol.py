@@ -20,8 +20,9 @@ WORKER_MESSAGES: dict[str, tuple[str, ...]] = {
     "retiring": ("reason", "requests"),
     # Why the boot failed, sent before the exit with boot_failure or app_load_failure.
     "boot_error": ("exception", "file", "kind", "line", "message", "traceback"),
-    # Reload mode: a warm standby has preloaded its modules; paths are the import path's mtimes.
-    "standby": ("paths",),
+    # Reload mode: a warm standby has preloaded its modules; paths are the import path's mtimes,
+    # imported the modules it imported itself (a forked one: those its fork server had not).
+    "standby": ("imported", "paths"),
     # Reload mode: the worker's sys.modules (name → file), once after ready, for the next standby.
     "modules": ("modules",),
 }
@@ -67,6 +68,8 @@ FORK_SERVER_REQUESTS: dict[str, tuple[str, ...]] = {
     # Serve a new code generation too (its preload is this one's: no --preload, the same settings):
     # check that nothing preloaded changed on disk, then import what the new code adds.
     "refresh": ("settings",),
+    # Reload mode: the modules the app's workers imported, sent at once, read before the preload's end.
+    "preload": ("modules",),
 }
 
 # A forked worker's connections to the master's channel socket, each opened with a hello line

@@ -58,7 +58,7 @@ describe('StandbyPool', () => {
     const { pool, started } = makePool(1, mtimes);
     pool.setPreload(['fastapi']);
     expect(pool.take(spec)).toBeUndefined();
-    started[0]!.emit('standby', { '/venv/site-packages': '1' });
+    started[0]!.emit('standby', { '/venv/site-packages': '1' }, []);
     const taken = pool.take(spec);
     expect(taken).toBe(started[0]);
     expect(taken!.activated).toEqual(spec);
@@ -71,7 +71,7 @@ describe('StandbyPool', () => {
     const mtimes = new Map([['/venv/site-packages', '1']]);
     const { pool, started } = makePool(2, mtimes);
     pool.setPreload(['fastapi']);
-    for (const standby of started) standby.emit('standby', { '/venv/site-packages': '1' });
+    for (const standby of started) standby.emit('standby', { '/venv/site-packages': '1' }, []);
     mtimes.set('/venv/site-packages', '2');
     expect(pool.take(spec)).toBeUndefined();
     expect(started.map((standby) => standby.stopped)).toEqual([
@@ -89,7 +89,7 @@ describe('StandbyPool', () => {
     ]);
     const { pool, started } = makePool(1, mtimes);
     pool.setPreload([]);
-    started[0]!.emit('standby', { '/venv/site-packages': '1', '/project': '5' });
+    started[0]!.emit('standby', { '/venv/site-packages': '1', '/project': '5' }, []);
     mtimes.set('/project', '6');
     expect(pool.take(spec)).toBe(started[0]);
   });
@@ -134,7 +134,7 @@ describe('StandbyPool hand-over before the standby is done importing', () => {
     const mtimes = new Map([['/venv/site-packages', '1']]);
     const { pool, started } = makePool(1, mtimes);
     pool.setPreload(['fastapi']);
-    started[0]!.emit('standby', { '/venv/site-packages': '1', '/project': '9' });
+    started[0]!.emit('standby', { '/venv/site-packages': '1', '/project': '9' }, []);
     expect(pool.take(spec)).toBe(started[0]);
     pool.fill();
     // The second standby has not reported yet, but the master snapshotted the import path at its spawn.
@@ -148,7 +148,7 @@ describe('StandbyPool hand-over before the standby is done importing', () => {
     const mtimes = new Map([['/venv/site-packages', '1']]);
     const { pool, started } = makePool(2, mtimes);
     pool.setPreload(['fastapi']);
-    started[1]!.emit('standby', { '/venv/site-packages': '1' });
+    started[1]!.emit('standby', { '/venv/site-packages': '1' }, []);
     expect(pool.take(spec)).toBe(started[1]);
     pool.fill();
     // started[0] never reported but was spawned before the directories were known: not usable.
