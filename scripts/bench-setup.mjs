@@ -45,7 +45,8 @@ if (!onPath('wrk')) {
 }
 
 // 2. The anchors in .venv, when bench/requirements.txt changed since they were installed or one
-//    of their executables is missing.
+//    of their executables is missing or does not run (a script's #! names the interpreter pip ran
+//    with: a .venv reached through a symlink from a checkout that is gone leaves them dangling).
 const venvBin = path.join(root, '.venv', 'bin');
 const venvPython = path.join(venvBin, 'python');
 if (!fs.existsSync(venvPython)) fail('.venv does not exist; run node scripts/setup.mjs first');
@@ -54,10 +55,12 @@ const wanted = createHash('sha256').update(fs.readFileSync(requirements)).digest
 const stamp = path.join(root, '.venv', '.corral-bench-requirements');
 const executables = ['gunicorn', 'granian'];
 const stale = !fs.existsSync(stamp) || fs.readFileSync(stamp, 'utf8') !== wanted;
-const missing = executables.filter((exe) => !fs.existsSync(path.join(venvBin, exe)));
+const missing = executables.filter((exe) => spawnSync(path.join(venvBin, exe), ['--version'], { stdio: 'ignore' }).status !== 0);
 const workerImport = spawnSync(venvPython, ['-c', 'import uvicorn_worker'], { stdio: 'ignore' }).status === 0;
 if (stale || missing.length > 0 || !workerImport) {
   say('installing bench/requirements.txt into .venv');
-  run(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirements]);
+  // --force-reinstall for a script that does not run: pip would call the package installed already.
+  const force = missing.length > 0 ? ['--force-reinstall', '--no-deps'] : [];
+  run(venvPython, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...force, '-r', requirements]);
   fs.writeFileSync(stamp, wanted);
 }
