@@ -159,19 +159,6 @@ export class ForkedWorker extends RuntimeWorker {
 
   // ---- reload mode's standby ----------------------------------------------------------------
 
-  /**
-   * Hands a child forked as a held standby (the `standby` setting) its slot: it imports the app and
-   * boots from here, so its boot deadline starts now. As ProcessWorker.activate.
-   */
-  activate(spec: WorkerSpawnSpec): void {
-    this.slot = spec.slot;
-    this.generation = spec.generation;
-    this.role = spec.role;
-    this.startedAt = Date.now();
-    this.lastHeartbeatAt = this.startedAt;
-    this.send({ type: 'go', slot: spec.slot, generation: spec.generation });
-  }
-
   /** Writes one message to the child's control channel, once it has connected (only a standby reads them). */
   send(message: MasterMessage): void {
     if (this.state === 'exited') return;

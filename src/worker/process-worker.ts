@@ -57,19 +57,6 @@ export class ProcessWorker extends RuntimeWorker {
     }
   }
 
-  /**
-   * Hands a warm standby (started with the `standby` setting) its slot: it imports the app and boots
-   * from here, so its boot deadline starts now.
-   */
-  activate(spec: WorkerSpawnSpec): void {
-    this.slot = spec.slot;
-    this.generation = spec.generation;
-    this.role = spec.role;
-    this.startedAt = Date.now();
-    this.lastHeartbeatAt = this.startedAt;
-    this.send({ type: 'go', slot: spec.slot, generation: spec.generation });
-  }
-
   /** Writes one message to the worker on the control channel (only a standby reads them). */
   send(message: MasterMessage): void {
     const channel = controlChannel(this.child);

@@ -1,4 +1,4 @@
-import { parseWorkerMessage } from './protocol.js';
+import { parseWorkerMessage, type MasterMessage } from './protocol.js';
 import { WorkerRecord, type StopMode, type StopReason, type Worker, type WorkerSpawnSpec } from './worker.js';
 
 /** A quick stop (SIGINT) that has not ended the worker by then ends with SIGKILL. */
@@ -21,6 +21,22 @@ export abstract class RuntimeWorker extends WorkerRecord {
 
   /** Sends a signal to the worker's process, while it has one. */
   protected abstract signal(signal: NodeJS.Signals): void;
+
+  /** Writes one message to the worker's control channel (only a standby reads them). */
+  abstract send(message: MasterMessage): void;
+
+  /**
+   * Hands a standby (started with the `standby` setting: a spawned warm one, or a child its fork server
+   * holds) its slot: it imports the app and boots from here, so its boot deadline starts now.
+   */
+  activate(spec: WorkerSpawnSpec): void {
+    this.slot = spec.slot;
+    this.generation = spec.generation;
+    this.role = spec.role;
+    this.startedAt = Date.now();
+    this.lastHeartbeatAt = this.startedAt;
+    this.send({ type: 'go', slot: spec.slot, generation: spec.generation });
+  }
 
   /** The worker this one runs as, when it is run by another (a ForkedWorker spawned instead): stops go to it. */
   protected get runAs(): Worker | undefined {
