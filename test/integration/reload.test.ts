@@ -106,7 +106,8 @@ describe('--reload forks from a fork server kept across saves (the default start
     const project = makeProject('one');
     const { corral, port } = await startReloading(project);
     const first = answeredBy(await expectServing(port, 'one'));
-    const [server] = forkServers(corral);
+    // The master's log may trail the answer: wait for the record rather than read what has arrived.
+    const server = (await corral.waitForLog(isMessage('fork server ready'))).pid;
     expect(parentOf(first)).toBe(server);
     const held = await corral.waitForLog(isMessage('reload: warm standby ready'), 20_000, 'the held child');
     expect(parentOf(held.pid as number)).toBe(server);
@@ -130,7 +131,7 @@ describe('--reload forks from a fork server kept across saves (the default start
     project.write('pkg/main.py', `import importlib\nimportlib.import_module("lazy" + "lib")\n${mainModule('one')}`);
     const { corral, port } = await startReloading(project, [], { PYTHONPATH: site });
     await expectServing(port, 'one');
-    const [firstServer] = forkServers(corral);
+    const firstServer = (await corral.waitForLog(isMessage('fork server ready'))).pid as number;
     const learnt = await corral.waitForLog(isMessage('reload: the app imports'), 20_000, 'the missing module noticed');
     expect(learnt).toMatchObject({ forkServer: 1, modules: 1, examples: ['lazylib'] });
     await waitFor(() => forkServers(corral).length === 2, 20_000, 'the second fork server');
@@ -167,7 +168,7 @@ describe('--reload forks from a fork server kept across saves (the default start
     fs.writeFileSync(path.join(site, 'newlib.py'), 'NAME = "newlib"\n');
     project.write('pkg/main.py', `import newlib\nimport extlib\n${mainModule('two')}`);
     const second = answeredBy(await expectServing(port, 'two'));
-    expect(corral.find(isMessage('reload: the Python environment changed'))[0]).toMatchObject({ directory: site });
+    expect(await corral.waitForLog(isMessage('reload: the Python environment changed'))).toMatchObject({ directory: site });
     expect(await corral.waitForLog(isMessage('reload: new code serving'))).toMatchObject({ warm: 0 });
     const secondServer = parentOf(second);
     expect(secondServer).not.toBe(firstServer);
@@ -420,7 +421,7 @@ describe('--reload', () => {
     await expectServing(port, 'two');
     const cold = await corral.waitForLog(isMessage('reload: new code serving'));
     expect(cold).toMatchObject({ warm: 0 });
-    expect(corral.find(isMessage('reload: the Python environment changed'))[0]).toMatchObject({ directory: site });
+    expect(await corral.waitForLog(isMessage('reload: the Python environment changed'))).toMatchObject({ directory: site });
     await waitFor(() => corral.find(isMessage('reload: warm standby ready')).length >= 2, 20_000, `a new standby; log so far:\n${corral.output.slice(-4000)}`);
     project.write('pkg/main.py', `import newlib\n${withExtlib('three')}`);
     await expectServing(port, 'three');
