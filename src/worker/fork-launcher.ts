@@ -79,7 +79,7 @@ class ServerHandle {
   readonly generations = new Set<number>();
   /** The generation whose refresh it is running: that generation's fork requests wait for it. */
   refreshing: number | undefined;
-  /** A refresh found its preloaded files changed: no newer generation may use it. */
+  /** A refresh found its preloaded files changed, or it runs threads: no newer generation may use it. */
   stale = false;
 
   /** `signature`: what its preload depends on (see preloadSignature); a generation with the same one may share it. */
@@ -495,7 +495,8 @@ export class ForkServerLauncher implements WorkerLauncher, ForkServerSource {
         'start threads after the fork (a post_fork hook, or lazily) to get forked workers',
     );
     for (const worker of generation.queue.splice(0)) this.spawnInstead(worker);
-    // Older generations it serves find the threads at their next fork request.
+    // Older generations it serves find the threads at their next fork request; no newer one refreshes it.
+    handle.stale = true;
     handle.generations.delete(generation.number);
     if (handle.generations.size === 0) handle.server.retire();
   }
