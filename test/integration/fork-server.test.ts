@@ -29,17 +29,17 @@ function forkServers(corral: Corral): number[] {
   return corral.find((r) => r.msg === 'fork server ready').map((r) => r.pid as number);
 }
 
-/** An app answering its version and pid: `version` is put in a file of a directory of its own. */
-function versionedApp(dir: string, version: string): void {
+/** An app in `dir` (module `module`) answering `{expression} {pid}`, the expression being Python after `preamble`. */
+function pidApp(dir: string, module: string, preamble: string[], expression: string): void {
   fs.writeFileSync(
-    path.join(dir, 'versioned.py'),
+    path.join(dir, `${module}.py`),
     [
       'import os',
-      `VERSION = ${JSON.stringify(version)}`,
+      ...preamble,
       'async def app(scope, receive, send):',
       '    if scope["type"] != "http":',
       '        return',
-      '    body = f"{VERSION} {os.getpid()}".encode()',
+      `    body = f"{${expression}} {os.getpid()}".encode()`,
       '    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})',
       '    await send({"type": "http.response.body", "body": body})',
       '',
@@ -47,21 +47,14 @@ function versionedApp(dir: string, version: string): void {
   );
 }
 
+/** An app answering its version and pid: `version` is put in a file of a directory of its own. */
+function versionedApp(dir: string, version: string): void {
+  pidApp(dir, 'versioned', [`VERSION = ${JSON.stringify(version)}`], 'VERSION');
+}
+
 /** An app answering $APP_COLOUR and its pid. */
 function colourApp(dir: string): void {
-  fs.writeFileSync(
-    path.join(dir, 'colour.py'),
-    [
-      'import os',
-      'async def app(scope, receive, send):',
-      '    if scope["type"] != "http":',
-      '        return',
-      '    body = f"{os.environ.get(\'APP_COLOUR\')} {os.getpid()}".encode()',
-      '    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})',
-      '    await send({"type": "http.response.body", "body": body})',
-      '',
-    ].join('\n'),
-  );
+  pidApp(dir, 'colour', [], "os.environ.get('APP_COLOUR')");
 }
 
 /** Asks until every pid of `pids` has answered; returns each pid's body. */

@@ -97,9 +97,10 @@ def openblas_threads() -> int:
     return count
 
 
-def other_threads() -> list[str]:
+def other_threads(fork_safe_native: int = 0) -> list[str]:
     """The threads running beside the main one that make forking unsafe: Python's by name, others (C
-    libraries') by their comm, less as many native ones as the loaded OpenBLAS runs (fork-safe)."""
+    libraries') by their comm, unless there are no more native ones than `fork_safe_native` (the
+    loaded OpenBLAS's: openblas_threads())."""
     main = threading.main_thread()
     names = [thread.name for thread in threading.enumerate() if thread is not main]
     try:
@@ -119,7 +120,7 @@ def other_threads() -> list[str]:
                 continue
         # Which native thread is OpenBLAS's cannot be read from /proc (they carry the process's name):
         # up to its count they are taken as its.
-        if len(native) > openblas_threads():
+        if len(native) > fork_safe_native:
             names.extend(native)
     return names
 
@@ -207,6 +208,9 @@ class ForkServer:
         self.wakeup_write = -1
         # What the preload read from disk, as it was then: a refresh for a new generation checks it.
         self.snapshot: dict[str, tuple[int, int]] = {}
+        # OpenBLAS's threads, counted once per preload or refresh (only they load libraries) rather
+        # than at each fork request.
+        self.openblas_threads = 0
         # Reload mode: the modules of the master's `preload` request.
         self.learnt: list[str] | None = None
 
@@ -320,7 +324,8 @@ class ForkServer:
 
     def preload_report(self, started: float, count: int) -> dict[str, Any]:
         """ready's or refreshed's fields: what is loaded, and what makes forking unsafe (threads, shared sockets)."""
-        threads = other_threads()
+        self.openblas_threads = openblas_threads()
+        threads = other_threads(self.openblas_threads)
         sockets = foreign_sockets(set(self.listen_fds) | {self.wakeup_read, self.wakeup_write, self.control_fd})
         if sockets:
             log.warning(
@@ -409,7 +414,7 @@ class ForkServer:
         return None
 
     def fork(self, settings: dict[str, Any], token: str) -> ChildStart | None:
-        threads = other_threads()
+        threads = other_threads(self.openblas_threads)
         if threads:
             self.report("unsafe", token=token, threads=threads)
             return None
